@@ -7,13 +7,13 @@ __all__ = ['DATASET_NAMES', 'METHOD_STAGES', 'AMP_MODES', 'SAMPLERS', 'CHOICES',
            'ExperimentConfig', 'validate', 'make_config', 'project_root', 'default_runs_dir', 'run_dir', 'config_dict',
            'config_sha256', 'config_from_dict']
 
-# %% ../nbs/00_config.ipynb #72ddeec8
+# %% ../nbs/00_config.ipynb #958187ca
 import dataclasses, hashlib, json, os
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Optional
 
-# %% ../nbs/00_config.ipynb #2588a896
+# %% ../nbs/00_config.ipynb #81a6be97
 DATASET_NAMES = ("digits_lt", "fashion_mnist_lt", "cifar10_lt", "cifar100_lt", "imagenet_lt", "places_lt")
 METHOD_STAGES = {"plain": (1,), "oltr": (1, 2)}  # method -> the stages it trains; stage 1 is shared by every method
 AMP_MODES = ("bf16", "fp16", "none")
@@ -30,7 +30,7 @@ CHOICES = dict(  # every parameter with a fixed set of values
     backbone=("resnet10", "resnet10_small", "resnet152", "resnet32"),
 )
 
-# %% ../nbs/00_config.ipynb #208da20c
+# %% ../nbs/00_config.ipynb #141dfca3
 COMMON = dict(momentum=0.9, weight_decay=5e-4, lr_gamma=0.1, batch_size=128, feat_dim=512,
               open_threshold=0.1, ce_weight=1.0, centroid_weight=0.01, num_samples_cls=4)
 
@@ -62,7 +62,7 @@ PRESETS = {
 PRESETS[("cifar100_lt", 1)] = dict(PRESETS[("cifar10_lt", 1)])
 PRESETS[("cifar100_lt", 2)] = dict(PRESETS[("cifar10_lt", 2)])
 
-# %% ../nbs/00_config.ipynb #13e1df49
+# %% ../nbs/00_config.ipynb #98b9fc0f
 @dataclass
 class ExperimentConfig:
     "Every value one stage of one run uses."
@@ -72,6 +72,8 @@ class ExperimentConfig:
     seed: int = 0  # seeds python, numpy, torch and the samplers
     data_root: Optional[str] = None  # the user's copy of the images; None for the embedded datasets' defaults
     pretrained: Optional[str] = None  # path of ImageNet-pretrained weights (Places-LT stage 1)
+    init_from: Optional[str] = None  # stage-1 checkpoint stage 2 starts from; None: this run's stage1/best.pt
+    resume: bool = False  # continue from last.pt when it exists
     out_dir: Optional[str] = None  # where runs/ lives; None: <project root>/runs
     backbone: str = "resnet10"
     in_size: int = 224  # image side the model sees
@@ -117,7 +119,7 @@ class ExperimentConfig:
     needs_pretrained: bool = False
     max_steps_per_epoch: Optional[int] = None  # cap for smoke tests; None: floor(N_train / batch)
 
-# %% ../nbs/00_config.ipynb #0a262c8c
+# %% ../nbs/00_config.ipynb #47114e4f
 def _allowed(name, value, allowed):
     "Raise ValueError unless `value` is one of `allowed`."
     if value not in allowed:
@@ -129,7 +131,7 @@ def _positive(name, value, strict=True):
     if not ok:
         raise ValueError(f"{name}={value!r} must be a {'positive' if strict else 'non-negative'} number")
 
-# %% ../nbs/00_config.ipynb #a29ba9bd
+# %% ../nbs/00_config.ipynb #6405bea0
 def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     "Check every field of `cfg`; raise ValueError naming the first bad parameter."
     _allowed("dataset", cfg.dataset, DATASET_NAMES)
@@ -155,7 +157,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         raise ValueError(f"batch_size={cfg.batch_size} must be a multiple of num_samples_cls={cfg.num_samples_cls}")
     return cfg
 
-# %% ../nbs/00_config.ipynb #bc97e9c6
+# %% ../nbs/00_config.ipynb #df8ca05d
 def make_config(dataset="digits_lt", method="oltr", stage=1, **overrides) -> ExperimentConfig:
     "The preset for `dataset` and `stage`, with `overrides` on top, validated."
     _allowed("dataset", dataset, DATASET_NAMES)
@@ -168,7 +170,7 @@ def make_config(dataset="digits_lt", method="oltr", stage=1, **overrides) -> Exp
     values = {**COMMON, **PRESETS[(dataset, stage)], **{k: v for k, v in overrides.items() if v is not None}}
     return validate(ExperimentConfig(dataset=dataset, method=method, stage=stage, **values))
 
-# %% ../nbs/00_config.ipynb #059052d4
+# %% ../nbs/00_config.ipynb #197a4380
 def project_root(start: Optional[Path] = None) -> Optional[Path]:
     "The nearest folder at or above `start` (default: the working directory) holding pyproject.toml."
     here = Path(start or Path.cwd()).resolve()
@@ -185,8 +187,8 @@ def run_dir(cfg: ExperimentConfig) -> Path:
     base = Path(cfg.out_dir) if cfg.out_dir else default_runs_dir()
     return base / cfg.dataset / cfg.method / f"seed{cfg.seed}" / f"stage{cfg.stage}"
 
-# %% ../nbs/00_config.ipynb #b2851f56
-RESULT_NEUTRAL = ("out_dir", "data_root", "pretrained", "device", "num_workers", "log_every")
+# %% ../nbs/00_config.ipynb #676cc854
+RESULT_NEUTRAL = ("out_dir", "data_root", "pretrained", "init_from", "resume", "device", "num_workers", "log_every")
 
 def config_dict(cfg: ExperimentConfig) -> dict:
     "The config as a JSON-ready dict (tuples become lists)."
