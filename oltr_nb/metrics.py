@@ -7,14 +7,14 @@ __all__ = ['SHOT_RULES', 'SHOT_GROUPS', 'shot_groups', 'class_groups', 'per_clas
            'open_f_measure', 'fpr_at_tpr', 'open_detection', 'oscr', 'reliability_curve', 'expected_calibration_error',
            'evaluate', 'aggregate']
 
-# %% ../nbs/04_metrics.ipynb #32207d06
+# %% ../nbs/04_metrics.ipynb #6f89fa3a
 import math
 import numpy as np
 import pandas as pd
 from scipy import stats
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score, roc_curve
 
-# %% ../nbs/04_metrics.ipynb #a14e2bfc
+# %% ../nbs/04_metrics.ipynb #09c32bae
 def _as_labels(labels, name="labels"):
     "`labels` as a 1-D int64 array, or a ValueError naming `name`."
     arr = np.asarray(labels)
@@ -53,7 +53,7 @@ def _float(x):
     "`x` as a python float, or None when it is None or NaN."
     return None if x is None or np.isnan(x) else float(x)
 
-# %% ../nbs/04_metrics.ipynb #133a4788
+# %% ../nbs/04_metrics.ipynb #2178053a
 SHOT_RULES = ("paper", "code")
 SHOT_GROUPS = ("many", "medium", "few")
 
@@ -84,7 +84,7 @@ def class_groups(
     for g in SHOT_GROUPS: names[groups[g]] = g
     return names
 
-# %% ../nbs/04_metrics.ipynb #c9e9d077
+# %% ../nbs/04_metrics.ipynb #661ab884
 def per_class_accuracy(
     preds, # (N,) predicted class, -1 for a rejection
     labels, # (N,) true class, -1 for an open image (ignored)
@@ -118,7 +118,7 @@ def shot_accuracy(
         out[g] = float(present.mean()) if present.size else None
     return out
 
-# %% ../nbs/04_metrics.ipynb #869fd224
+# %% ../nbs/04_metrics.ipynb #43feeea3
 def open_predictions(
     probs, # (N, C) softmax probabilities over the known classes
     threshold:float=0.1, # reject when the max probability is below this (paper: 0.1)
@@ -130,7 +130,7 @@ def open_predictions(
     preds[probs.max(1) < threshold] = -1
     return preds
 
-# %% ../nbs/04_metrics.ipynb #bb48afba
+# %% ../nbs/04_metrics.ipynb #79abaab6
 def open_f_measure(
     preds, # (N,) predicted class, -1 for a rejection
     labels, # (N,) true class, -1 for an open image
@@ -150,7 +150,7 @@ def open_f_measure(
     precision, recall = tp / (tp + fp), tp / (tp + fn)
     return float(2 * precision * recall / (precision + recall + eps))
 
-# %% ../nbs/04_metrics.ipynb #66bb03d8
+# %% ../nbs/04_metrics.ipynb #44a9dbc3
 def _open_mask(labels):
     "Boolean (N,) mask of open images; ValueError when there are no known or no open images."
     is_open = labels == -1
@@ -172,6 +172,7 @@ def fpr_at_tpr(
 )->float: # fraction of open images kept at that threshold
     "False-positive rate on open images at the threshold that keeps `tpr` of the known images."
     labels = _as_labels(labels)
+    if not 0 < tpr <= 1: raise ValueError(f"tpr must lie in (0, 1], got {tpr}")
     score, is_open = _as_score(open_score, len(labels)), _open_mask(labels)
     fprs, tprs, _ = roc_curve(~is_open, score, drop_intermediate=False)
     return float(fprs[np.searchsorted(tprs, tpr, side="left")])
@@ -188,7 +189,7 @@ def open_detection(
             "aupr": float(average_precision_score(is_open, -score)),
             "fpr95": fpr_at_tpr(score, labels, tpr)}
 
-# %% ../nbs/04_metrics.ipynb #8e2676fb
+# %% ../nbs/04_metrics.ipynb #e59b28c1
 def oscr(
     open_score, # (N,) higher = more likely a known image
     preds, # (N,) closed-set predicted class
@@ -205,7 +206,7 @@ def oscr(
     fpr = np.r_[0, np.cumsum(opened)[last_of_tie]] / is_open.sum()
     return float(np.sum(np.diff(fpr) * (ccr[1:] + ccr[:-1]) / 2))
 
-# %% ../nbs/04_metrics.ipynb #be852d30
+# %% ../nbs/04_metrics.ipynb #c1047dae
 def reliability_curve(
     probs, # (N, C) softmax probabilities over the known classes
     labels, # (N,) true class; open images (-1) are left out
@@ -236,7 +237,7 @@ def expected_calibration_error(
     if used.empty: return None
     return float(np.sum(used["count"] * (used["accuracy"] - used["confidence"]).abs()) / used["count"].sum())
 
-# %% ../nbs/04_metrics.ipynb #d7dbaa57
+# %% ../nbs/04_metrics.ipynb #44bf1e75
 def _closed_metrics(probs, labels, known, preds, train_counts, shot_kw, n_bins):
     "The `closed` section of metrics.json from the known images."
     y, yhat = labels[known], preds[known]
@@ -292,7 +293,7 @@ def evaluate(
     return {"closed": closed, "open": open_, "shots": shots,
             "per_class": _per_class(closed_preds, open_preds, labels, counts, shot_kw), "notes": notes}
 
-# %% ../nbs/04_metrics.ipynb #4d414774
+# %% ../nbs/04_metrics.ipynb #89b38415
 def _summary(values):
     "Mean, t-based 95% CI half-width, count and missing count of numbers, skipping None."
     xs = np.array([v for v in values if v is not None], dtype=np.float64)
