@@ -7,14 +7,14 @@ __all__ = ['SHOT_RULES', 'SHOT_GROUPS', 'shot_groups', 'class_groups', 'per_clas
            'open_f_measure', 'fpr_at_tpr', 'open_detection', 'oscr', 'reliability_curve', 'expected_calibration_error',
            'evaluate', 'aggregate']
 
-# %% ../nbs/04_metrics.ipynb #6f89fa3a
+# %% ../nbs/04_metrics.ipynb #2da4f1c9
 import math
 import numpy as np
 import pandas as pd
 from scipy import stats
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score, roc_curve
 
-# %% ../nbs/04_metrics.ipynb #09c32bae
+# %% ../nbs/04_metrics.ipynb #91920c3a
 def _as_labels(labels, name="labels"):
     "`labels` as a 1-D int64 array, or a ValueError naming `name`."
     arr = np.asarray(labels)
@@ -29,12 +29,13 @@ def _same_length(a, b, name_a, name_b):
     if len(a) != len(b): raise ValueError(f"{name_a} has {len(a)} entries but {name_b} has {len(b)}")
 
 def _as_probs(probs, atol=1e-3):
-    "`probs` as an (N, C) float64 array of probabilities, or a ValueError naming `probs`."
-    arr = np.asarray(probs, dtype=np.float64)
+    "`probs` as an (N, C) float array (float32 kept, to save memory), or a ValueError naming `probs`."
+    arr = np.asarray(probs)
+    if not np.issubdtype(arr.dtype, np.floating): arr = arr.astype(np.float64)
     if arr.ndim != 2: raise ValueError(f"probs must be 2-D (N, C), got shape {arr.shape}")
     if not np.isfinite(arr).all(): raise ValueError("probs holds NaN or inf")
     if arr.size and (arr.min() < 0 or arr.max() > 1): raise ValueError("probs must lie in [0, 1] (softmax outputs, not logits)")
-    sums = arr.sum(1)
+    sums = arr.sum(1, dtype=np.float64)
     if not np.allclose(sums, 1, atol=atol):
         bad = int(np.argmax(np.abs(sums - 1)))
         raise ValueError(f"probs rows must sum to 1 (softmax outputs); row {bad} sums to {sums[bad]:.6f}")
@@ -53,7 +54,7 @@ def _float(x):
     "`x` as a python float, or None when it is None or NaN."
     return None if x is None or np.isnan(x) else float(x)
 
-# %% ../nbs/04_metrics.ipynb #2178053a
+# %% ../nbs/04_metrics.ipynb #59351588
 SHOT_RULES = ("paper", "code")
 SHOT_GROUPS = ("many", "medium", "few")
 
@@ -84,7 +85,7 @@ def class_groups(
     for g in SHOT_GROUPS: names[groups[g]] = g
     return names
 
-# %% ../nbs/04_metrics.ipynb #661ab884
+# %% ../nbs/04_metrics.ipynb #c05f06cb
 def per_class_accuracy(
     preds, # (N,) predicted class, -1 for a rejection
     labels, # (N,) true class, -1 for an open image (ignored)
@@ -118,7 +119,7 @@ def shot_accuracy(
         out[g] = float(present.mean()) if present.size else None
     return out
 
-# %% ../nbs/04_metrics.ipynb #43feeea3
+# %% ../nbs/04_metrics.ipynb #c5a359d4
 def open_predictions(
     probs, # (N, C) softmax probabilities over the known classes
     threshold:float=0.1, # reject when the max probability is below this (paper: 0.1)
@@ -127,10 +128,10 @@ def open_predictions(
     probs = _as_probs(probs)
     if not 0 <= threshold <= 1: raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
     preds = probs.argmax(1)
-    preds[probs.max(1) < threshold] = -1
+    preds[probs.max(1).astype(np.float64) < threshold] = -1
     return preds
 
-# %% ../nbs/04_metrics.ipynb #79abaab6
+# %% ../nbs/04_metrics.ipynb #2cecd8ab
 def open_f_measure(
     preds, # (N,) predicted class, -1 for a rejection
     labels, # (N,) true class, -1 for an open image
@@ -150,7 +151,7 @@ def open_f_measure(
     precision, recall = tp / (tp + fp), tp / (tp + fn)
     return float(2 * precision * recall / (precision + recall + eps))
 
-# %% ../nbs/04_metrics.ipynb #44a9dbc3
+# %% ../nbs/04_metrics.ipynb #deca5483
 def _open_mask(labels):
     "Boolean (N,) mask of open images; ValueError when there are no known or no open images."
     is_open = labels == -1
@@ -189,7 +190,7 @@ def open_detection(
             "aupr": float(average_precision_score(is_open, -score)),
             "fpr95": fpr_at_tpr(score, labels, tpr)}
 
-# %% ../nbs/04_metrics.ipynb #e59b28c1
+# %% ../nbs/04_metrics.ipynb #349bb645
 def oscr(
     open_score, # (N,) higher = more likely a known image
     preds, # (N,) closed-set predicted class
@@ -206,7 +207,7 @@ def oscr(
     fpr = np.r_[0, np.cumsum(opened)[last_of_tie]] / is_open.sum()
     return float(np.sum(np.diff(fpr) * (ccr[1:] + ccr[:-1]) / 2))
 
-# %% ../nbs/04_metrics.ipynb #c1047dae
+# %% ../nbs/04_metrics.ipynb #51404215
 def reliability_curve(
     probs, # (N, C) softmax probabilities over the known classes
     labels, # (N,) true class; open images (-1) are left out
@@ -217,7 +218,7 @@ def reliability_curve(
     _same_length(probs, labels, "probs", "labels")
     if n_bins < 1: raise ValueError(f"n_bins must be >= 1, got {n_bins}")
     known = labels >= 0
-    conf, correct = probs[known].max(1), probs[known].argmax(1) == labels[known]
+    conf, correct = probs[known].max(1).astype(np.float64), probs[known].argmax(1) == labels[known]
     edges = np.linspace(0, 1, n_bins + 1)
     bins = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, n_bins - 1)
     count = np.bincount(bins, minlength=n_bins)
@@ -237,7 +238,7 @@ def expected_calibration_error(
     if used.empty: return None
     return float(np.sum(used["count"] * (used["accuracy"] - used["confidence"]).abs()) / used["count"].sum())
 
-# %% ../nbs/04_metrics.ipynb #44bf1e75
+# %% ../nbs/04_metrics.ipynb #3cfa9fbf
 def _closed_metrics(probs, labels, known, preds, train_counts, shot_kw, n_bins):
     "The `closed` section of metrics.json from the known images."
     y, yhat = labels[known], preds[known]
@@ -274,7 +275,7 @@ def evaluate(
     if labels.size and labels.max() >= len(counts): raise ValueError(f"labels holds class {labels.max()} but there are {len(counts)} classes")
     known = labels >= 0
     if not known.any(): raise ValueError("labels holds no known image (all -1): closed-set metrics are undefined")
-    score = probs.max(1) if open_score is None else _as_score(open_score, len(labels))
+    score = probs.max(1).astype(np.float64) if open_score is None else _as_score(open_score, len(labels))
     shot_kw = dict(rule=rule, many_threshold=many_threshold, few_threshold=few_threshold)
     groups, notes = shot_groups(counts, **shot_kw), []
     closed_preds, open_preds = probs.argmax(1), open_predictions(probs, threshold)
@@ -293,7 +294,7 @@ def evaluate(
     return {"closed": closed, "open": open_, "shots": shots,
             "per_class": _per_class(closed_preds, open_preds, labels, counts, shot_kw), "notes": notes}
 
-# %% ../nbs/04_metrics.ipynb #89b38415
+# %% ../nbs/04_metrics.ipynb #b19b78f5
 def _summary(values):
     "Mean, t-based 95% CI half-width, count and missing count of numbers, skipping None."
     xs = np.array([v for v in values if v is not None], dtype=np.float64)
