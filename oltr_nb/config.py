@@ -7,13 +7,13 @@ __all__ = ['DATASET_NAMES', 'METHOD_STAGES', 'AMP_MODES', 'SAMPLERS', 'CHOICES',
            'ExperimentConfig', 'validate', 'make_config', 'project_root', 'default_runs_dir', 'run_dir', 'config_dict',
            'config_sha256', 'config_from_dict']
 
-# %% ../nbs/00_config.ipynb #958187ca
+# %% ../nbs/00_config.ipynb #723afed5
 import dataclasses, hashlib, json, os
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Optional
 
-# %% ../nbs/00_config.ipynb #81a6be97
+# %% ../nbs/00_config.ipynb #37db6df6
 DATASET_NAMES = ("digits_lt", "fashion_mnist_lt", "cifar10_lt", "cifar100_lt", "imagenet_lt", "places_lt")
 METHOD_STAGES = {"plain": (1,), "oltr": (1, 2)}  # method -> the stages it trains; stage 1 is shared by every method
 AMP_MODES = ("bf16", "fp16", "none")
@@ -25,12 +25,14 @@ CHOICES = dict(  # every parameter with a fixed set of values
     centroid_grad=("official", "autograd"),
     bn_stats=("update", "frozen"),  # frozen layers' BatchNorm statistics in Places-LT stage 2
     shot_rule=("paper", "code"),
+    hallucinator_init=("stage1", "random"),
+    memory_centroids=("learned", "fixed"),
     amp=AMP_MODES,
     sampler=SAMPLERS,
     backbone=("resnet10", "resnet10_small", "resnet152", "resnet32"),
 )
 
-# %% ../nbs/00_config.ipynb #141dfca3
+# %% ../nbs/00_config.ipynb #20023382
 COMMON = dict(momentum=0.9, weight_decay=5e-4, lr_gamma=0.1, batch_size=128, feat_dim=512,
               open_threshold=0.1, ce_weight=1.0, centroid_weight=0.01, num_samples_cls=4)
 
@@ -62,7 +64,7 @@ PRESETS = {
 PRESETS[("cifar100_lt", 1)] = dict(PRESETS[("cifar10_lt", 1)])
 PRESETS[("cifar100_lt", 2)] = dict(PRESETS[("cifar10_lt", 2)])
 
-# %% ../nbs/00_config.ipynb #98b9fc0f
+# %% ../nbs/00_config.ipynb #ebf2e185
 @dataclass
 class ExperimentConfig:
     "Every value one stage of one run uses."
@@ -107,6 +109,12 @@ class ExperimentConfig:
     reachability: str = "official"
     cos_scale: float = 16.0
     cos_squash: str = "official"
+    use_memory: bool = True  # ablation: False drops the memory feature (v_meta = reachability * v_direct)
+    use_selector: bool = True  # ablation: False sets the concept selector e to 1
+    use_reachability: bool = True  # ablation: False sets the reachability factor to 1
+    cosine: bool = True  # ablation: False puts a dot-product classifier on v_meta
+    hallucinator_init: str = "stage1"  # fc_hallucinator from the stage-1 classifier (official) or "random"
+    memory_centroids: str = "learned"  # memory read from the centroid loss's parameter (official) or "fixed" class means
     open_threshold: float = 0.1
     shot_rule: str = "paper"
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
@@ -119,7 +127,7 @@ class ExperimentConfig:
     needs_pretrained: bool = False
     max_steps_per_epoch: Optional[int] = None  # cap for smoke tests; None: floor(N_train / batch)
 
-# %% ../nbs/00_config.ipynb #47114e4f
+# %% ../nbs/00_config.ipynb #3a3169bb
 def _allowed(name, value, allowed):
     "Raise ValueError unless `value` is one of `allowed`."
     if value not in allowed:
@@ -131,7 +139,7 @@ def _positive(name, value, strict=True):
     if not ok:
         raise ValueError(f"{name}={value!r} must be a {'positive' if strict else 'non-negative'} number")
 
-# %% ../nbs/00_config.ipynb #6405bea0
+# %% ../nbs/00_config.ipynb #778ce695
 def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     "Check every field of `cfg`; raise ValueError naming the first bad parameter."
     _allowed("dataset", cfg.dataset, DATASET_NAMES)
@@ -157,7 +165,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         raise ValueError(f"batch_size={cfg.batch_size} must be a multiple of num_samples_cls={cfg.num_samples_cls}")
     return cfg
 
-# %% ../nbs/00_config.ipynb #df8ca05d
+# %% ../nbs/00_config.ipynb #6b4ff23c
 def make_config(dataset="digits_lt", method="oltr", stage=1, **overrides) -> ExperimentConfig:
     "The preset for `dataset` and `stage`, with `overrides` on top, validated."
     _allowed("dataset", dataset, DATASET_NAMES)
@@ -170,7 +178,7 @@ def make_config(dataset="digits_lt", method="oltr", stage=1, **overrides) -> Exp
     values = {**COMMON, **PRESETS[(dataset, stage)], **{k: v for k, v in overrides.items() if v is not None}}
     return validate(ExperimentConfig(dataset=dataset, method=method, stage=stage, **values))
 
-# %% ../nbs/00_config.ipynb #197a4380
+# %% ../nbs/00_config.ipynb #37dad96b
 def project_root(start: Optional[Path] = None) -> Optional[Path]:
     "The nearest folder at or above `start` (default: the working directory) holding pyproject.toml."
     here = Path(start or Path.cwd()).resolve()
@@ -187,7 +195,7 @@ def run_dir(cfg: ExperimentConfig) -> Path:
     base = Path(cfg.out_dir) if cfg.out_dir else default_runs_dir()
     return base / cfg.dataset / cfg.method / f"seed{cfg.seed}" / f"stage{cfg.stage}"
 
-# %% ../nbs/00_config.ipynb #676cc854
+# %% ../nbs/00_config.ipynb #8c34ee78
 RESULT_NEUTRAL = ("out_dir", "data_root", "pretrained", "init_from", "resume", "device", "num_workers", "log_every")
 
 def config_dict(cfg: ExperimentConfig) -> dict:

@@ -12,7 +12,7 @@ __all__ = ['TUPLE_FIELDS', 'FLOAT_FIELDS', 'INT_FIELDS', 'seed_everything', 'res
            'device_name', 'parse_stages', 'stage_configs', 'run_stages', 'read_result', 'cli_args', 'launch_torchrun',
            'make_parser', 'main']
 
-# %% ../nbs/05_train.ipynb #29b1e1f6
+# %% ../nbs/05_train.ipynb #a44b7681
 import csv, json, math, os, random, subprocess, sys, tempfile, time, warnings, argparse
 from contextlib import nullcontext
 from dataclasses import replace
@@ -36,7 +36,7 @@ from .models import build_model, compute_centroids, transfer_stage1, freeze_back
 from .losses import DiscCentroidsLoss
 from .metrics import evaluate
 
-# %% ../nbs/05_train.ipynb #eeea5f67
+# %% ../nbs/05_train.ipynb #cd2a4055
 def seed_everything(seed: int, # one seed for python, numpy and torch
                     deterministic: bool = False): # also ask torch for deterministic algorithms
     "Seed every random number generator the run uses."
@@ -56,7 +56,7 @@ def resolve_device(name: str = "auto") -> torch.device: # "auto", "cpu", "cuda" 
         name = f"cuda:{os.environ['LOCAL_RANK']}"
     return torch.device(name)
 
-# %% ../nbs/05_train.ipynb #06d5daff
+# %% ../nbs/05_train.ipynb #971aa942
 def world() -> tuple:
     "(rank, world_size) of this process; (0, 1) outside torchrun."
     if dist.is_available() and dist.is_initialized():
@@ -79,7 +79,7 @@ def all_reduce_sum(*tensors):
             dist.all_reduce(t)
     return tensors
 
-# %% ../nbs/05_train.ipynb #74845be8
+# %% ../nbs/05_train.ipynb #3c91ed7a
 def make_loader(dataset, cfg: ExperimentConfig, sampler, device=torch.device("cpu")):
     "The training DataLoader: the run's batch size (per rank), its sampler, workers and pinned memory."
     _, ws = world()
@@ -99,11 +99,12 @@ def rank_share(dataset):
     rank, ws = world()
     return dataset if ws == 1 else Subset(dataset, range(rank, len(dataset), ws))
 
-# %% ../nbs/05_train.ipynb #bd634437
+# %% ../nbs/05_train.ipynb #c8124873
 def build_stage_model(cfg: ExperimentConfig, data) -> nn.Module:
     "The stage's model, on the CPU, freshly initialised."
     kwargs = dict(reach_scale=cfg.reach_scale, reachability=cfg.reachability, scale=cfg.cos_scale,
-                  squash=cfg.cos_squash) if cfg.stage == 2 else {}
+                  squash=cfg.cos_squash, use_memory=cfg.use_memory, use_selector=cfg.use_selector,
+                  use_reachability=cfg.use_reachability, cosine=cfg.cosine) if cfg.stage == 2 else {}
     return build_model(cfg.backbone, data.num_classes, classifier="meta" if cfg.stage == 2 else "dot",
                        attention=cfg.attention, fc_add=cfg.fc_add, in_size=cfg.in_size,
                        in_channels=data.in_channels, **kwargs)
@@ -127,7 +128,7 @@ def load_pretrained_backbone(model: nn.Module, path: Optional[str]):
                          f"({len(unexpected)} of {len(state)} keys unknown, e.g. {unexpected[:3]})")
     return missing
 
-# %% ../nbs/05_train.ipynb #06a1f302
+# %% ../nbs/05_train.ipynb #4f8875e7
 def lr_factor(cfg: ExperimentConfig, epoch: int) -> float:
     "The schedule's multiplier of the base learning rate during `epoch` (0-based)."
     if cfg.warmup_epochs and epoch < cfg.warmup_epochs:
@@ -148,7 +149,7 @@ def make_optimizers(cfg: ExperimentConfig, model: nn.Module, centroid_loss=None)
     scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, lambda e: lr_factor(cfg, e)) for k, o in opts.items()}
     return opts, scheds
 
-# %% ../nbs/05_train.ipynb #4ffd785a
+# %% ../nbs/05_train.ipynb #97bb70bb
 def atomic_save(obj, path: Path):
     "torch.save `obj` to `path` through a temporary file, fsync and rename."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -177,7 +178,7 @@ def set_rng_state(state: dict):
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
-# %% ../nbs/05_train.ipynb #9961348a
+# %% ../nbs/05_train.ipynb #081f1475
 def autocast_ctx(cfg: ExperimentConfig, device: torch.device):
     "bf16 (or fp16) autocast on CUDA; nothing on the CPU."
     if device.type != "cuda" or cfg.amp == "none":
@@ -233,7 +234,7 @@ def closed_top1(pred: dict) -> float:
     known = pred["labels"] >= 0
     return float((pred["probs"][known].argmax(1) == pred["labels"][known]).mean())
 
-# %% ../nbs/05_train.ipynb #cac8aca0
+# %% ../nbs/05_train.ipynb #af593e51
 class NonFiniteLoss(RuntimeError):
     "The loss became NaN or infinite."
 
@@ -246,7 +247,7 @@ def check_finite(losses: list, first_step: int, epoch: int):
         raise NonFiniteLoss(f"loss is {values[bad[0]].item()} at epoch {epoch + 1}, global step {step}; "
                             f"stopped without saving, the last good checkpoint is kept")
 
-# %% ../nbs/05_train.ipynb #3e23dc92
+# %% ../nbs/05_train.ipynb #5441db79
 def stage_losses(cfg: ExperimentConfig, out: dict, labels, centroid_loss) -> dict:
     "Cross-entropy and, in stage 2, the weighted discriminative centroid loss."
     losses = {"ce": cfg.ce_weight * F.cross_entropy(out["logits"].float(), labels)}
@@ -263,7 +264,7 @@ def log_row(path: Path, row: dict):
         if new: w.writeheader()
         w.writerow(row)
 
-# %% ../nbs/05_train.ipynb #d86a07ee
+# %% ../nbs/05_train.ipynb #4c828af6
 def prepare_stage(cfg: ExperimentConfig, data, device: torch.device):
     "Model, centroid loss, optimizers and schedules of a stage, initialised as the official code does."
     model = build_stage_model(cfg, data)
@@ -279,6 +280,8 @@ def prepare_stage(cfg: ExperimentConfig, data, device: torch.device):
         stage1 = build_stage_model(config_from_dict(ckpt1["config"]), data)
         stage1.load_state_dict(ckpt1["model"])
         transfer_stage1(stage1, model)
+        if cfg.hallucinator_init == "random":
+            model.classifier.fc_hallucinator.reset_parameters()
         if cfg.freeze_backbone:
             freeze_backbone_except(model, bn_stats=cfg.bn_stats)
         model.to(device)
@@ -307,7 +310,7 @@ def reduce_sums(sums, counts):
     all_reduce_sum(sums, counts)
     return sums, counts
 
-# %% ../nbs/05_train.ipynb #cdd7890c
+# %% ../nbs/05_train.ipynb #4395731f
 def train_stage(cfg: ExperimentConfig, data=None, until_epoch: Optional[int] = None, progress: bool = True) -> dict:
     "Train one stage; resume from last.pt if `cfg.resume`; evaluate the best checkpoint on test + open."
     started = time.time()
@@ -360,7 +363,7 @@ def train_stage(cfg: ExperimentConfig, data=None, until_epoch: Optional[int] = N
         return dict(run_dir=str(out_dir), stopped_at_epoch=state["epoch"])
     return final_evaluation(cfg, unwrap(model), data, device, out_dir, started)
 
-# %% ../nbs/05_train.ipynb #41b712aa
+# %% ../nbs/05_train.ipynb #ce04875d
 def run_epoch(cfg, train_model, model, centroid_loss, loader, opts, scaler, device, epoch, steps, step0, progress):
     "One epoch of `steps` optimisation steps; returns the mean of each loss term."
     from tqdm.auto import tqdm
@@ -372,7 +375,7 @@ def run_epoch(cfg, train_model, model, centroid_loss, loader, opts, scaler, devi
         images, labels, _ = next(batches)
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         if cfg.channels_last and device.type == "cuda": images = images.contiguous(memory_format=torch.channels_last)
-        if centroid_loss is not None:
+        if centroid_loss is not None and cfg.memory_centroids == "learned":
             model.set_centroids(centroid_loss.centroids.detach())
         with autocast_ctx(cfg, device):
             out = train_model(images)
@@ -391,7 +394,8 @@ def run_epoch(cfg, train_model, model, centroid_loss, loader, opts, scaler, devi
             bar.set_postfix(loss=f"{window[-1].item():.3f}"); window = []
         bar.update()
     bar.close()
-    if centroid_loss is not None: model.set_centroids(centroid_loss.centroids.detach())
+    if centroid_loss is not None and cfg.memory_centroids == "learned":
+        model.set_centroids(centroid_loss.centroids.detach())
     return {k: float(v) / steps for k, v in totals.items()}
 
 def average_grad(param: torch.Tensor):
@@ -403,7 +407,7 @@ def make_writer(out_dir: Path):
     from torch.utils.tensorboard import SummaryWriter
     return SummaryWriter(log_dir=str(out_dir / "tb"))
 
-# %% ../nbs/05_train.ipynb #7b83a955
+# %% ../nbs/05_train.ipynb #37a8768c
 def training_state(model, centroid_loss, opts, scheds, scaler, state, cfg) -> dict:
     "Everything a checkpoint holds."
     return dict(model=model.state_dict(), centroid_loss=centroid_loss.state_dict() if centroid_loss else None,
@@ -423,7 +427,7 @@ def load_training_state(path: Path, model, centroid_loss, opts, scheds, scaler) 
     set_rng_state(ckpt["rng"])
     return {k: ckpt[k] for k in ("epoch", "step", "best_acc", "best_epoch")}
 
-# %% ../nbs/05_train.ipynb #55b7930c
+# %% ../nbs/05_train.ipynb #2b40f6e5
 def git_sha() -> Optional[str]:
     "The project's current commit, or None outside a git checkout."
     root = project_root(Path(oltr_nb.__file__).parent)
@@ -464,7 +468,7 @@ def device_name(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     return f"cpu ({torch.get_num_threads()} threads)"
 
-# %% ../nbs/05_train.ipynb #77705f37
+# %% ../nbs/05_train.ipynb #d2656572
 def parse_stages(stages, method: str) -> tuple:
     "Stages as a tuple of ints from '1', '2', '1,2' or a sequence; checked against the method."
     if stages is None:
@@ -498,7 +502,7 @@ def read_result(cfg: ExperimentConfig) -> dict:
     out = run_dir(cfg)
     return dict(run_dir=str(out), metrics=json.loads((out / "eval" / "metrics.json").read_text()))
 
-# %% ../nbs/05_train.ipynb #794668aa
+# %% ../nbs/05_train.ipynb #53b3cb7e
 def cli_args(cfg: ExperimentConfig, stages=None) -> list:
     "`oltr-train` arguments that reproduce `cfg` (all stages of `stages`)."
     args = ["--dataset", cfg.dataset, "--method", cfg.method, "--stages", ",".join(map(str, stages or (cfg.stage,)))]
@@ -523,7 +527,7 @@ def launch_torchrun(cfgs: list, nproc: int):
     if proc.wait():
         raise RuntimeError(f"torchrun exited with status {proc.returncode}: {' '.join(cmd)}")
 
-# %% ../nbs/05_train.ipynb #aef2522c
+# %% ../nbs/05_train.ipynb #bc1814ea
 def _arg_type(value):
     "argparse type for a config field whose default is `value`."
     if isinstance(value, bool): return None
@@ -580,6 +584,6 @@ def main(argv=None):
     if dist.is_initialized():
         dist.destroy_process_group()
 
-# %% ../nbs/05_train.ipynb #d9f12b81
+# %% ../nbs/05_train.ipynb #2c5e5fd1
 if __name__ == "__main__":
     main()
