@@ -46,7 +46,7 @@ def test_cuda_bf16_channels_last_matches_cpu():
         reference = model(images)["logits"]
         gpu = model.to("cuda").to(memory_format=torch.channels_last)
         gpu_images = images.cuda().to(memory_format=torch.channels_last)
-        torch.testing.assert_close(gpu(gpu_images)["logits"].cpu(), reference, atol=1e-3, rtol=1e-3)
+        torch.testing.assert_close(gpu(gpu_images)["logits"].cpu(), reference, atol=0.05, rtol=0.01)  # cuDNN may use TF32
         with torch.autocast("cuda", dtype=torch.bfloat16):
             bf16 = gpu(gpu_images)["logits"].float().cpu()
-    assert (bf16 - reference).abs().max().item() < 0.3
+    assert (bf16 - reference).abs().max().item() < 0.05
