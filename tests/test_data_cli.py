@@ -1,0 +1,199 @@
+"""The `oltr-data` command on files generated in temporary folders."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from oltr_nb.data import DATASETS, main
+
+
+def run(capsys, *argv):
+    "Exit status, parsed JSON stdout (or None) and stderr of `oltr-data argv`."
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    try: res = json.loads(out)
+    except json.JSONDecodeError: res = None
+    return code, res, err
+
+
+def write_list(path, rows):
+    Path(path).write_text("".join(f"{p} {l}\n" for p, l in rows))
+    return path
+
+
+def make_copy(root, classes=("abbey", "bamboo", "canal"), per_class=(4, 3, 2)):
+    "Tiny JPEGs in root/train/<class>/<k>.jpg; returns the (path, label) rows."
+    rows = []
+    for c, (name, n) in enumerate(zip(classes, per_class)):
+        (root / "train" / name).mkdir(parents=True, exist_ok=True)
+        for k in range(n):
+            Image.new("RGB", (8, 8), (60 * c, 20 * k, 100)).save(root / "train" / name / f"{k:03d}.jpg")
+            rows.append((f"train/{name}/{k:03d}.jpg", c))
+    return rows
+
+
+@pytest.fixture
+def hand_counted(tmp_path):
+    "150, 100, 20 and 5 images in classes 0..3 plus 2 open-set lines: 277 lines."
+    sizes = {0: 150, 1: 100, 2: 20, 3: 5}
+    rows = [(f"train/c{c}/{k:04d}.jpg", c) for c, n in sizes.items() for k in range(n)]
+    return write_list(tmp_path / "hand.txt", rows + [("open/a.jpg", -1), ("open/b.jpg", -1)])
+
+
+def test_stats_matches_hand_counts(capsys, hand_counted):
+    code, res, _ = run(capsys, "stats", hand_counted)
+    assert code == 0
+    assert (res["num_images"], res["num_classes"], res["open_images"]) == (277, 4, 2)
+    assert (res["max_per_class"], res["min_per_class"], res["median_per_class"]) == (150, 5, 60.0)
+    assert (res["many"], res["medium"], res["few"]) == (1, 2, 1)  # paper rule: 100 is medium, 20 is medium
+    code, res, _ = run(capsys, "stats", hand_counted, "--rule", "code")
+    assert (res["many"], res["medium"], res["few"]) == (2, 0, 2)  # code rule: 100 is many, 20 is few
+    assert len(res["content_digest"]) == len(res["counts_digest"]) == 64
+
+
+def test_stats_content_digest_ignores_layout(capsys, tmp_path, hand_counted):
+    rows = [l.split() for l in hand_counted.read_text().splitlines()]
+    other = write_list(tmp_path / "d256.txt", [(p.replace("train/", "data_256/c/"), l) for p, l in reversed(rows)])
+    _, a, _ = run(capsys, "stats", hand_counted)
+    _, b, _ = run(capsys, "stats", other)
+    assert a["content_digest"] == b["content_digest"] and a["counts_digest"] == b["counts_digest"]
+    assert a["sha256"] != b["sha256"]
+    relabelled = write_list(tmp_path / "relab.txt", [(p, 3 if l == "2" else l) for p, l in rows])
+    _, c, _ = run(capsys, "stats", relabelled)
+    assert c["content_digest"] != a["content_digest"]
+
+
+def test_stats_missing_file_is_a_clear_error(capsys, tmp_path):
+    code, res, err = run(capsys, "stats", tmp_path / "nope.txt")
+    assert code == 2 and res is None and "split file not found" in err
+
+
+@pytest.fixture
+def tiny_copy(tmp_path):
+    "A 3-class copy with its split file and a manifest that describes it."
+    root = tmp_path / "images"
+    rows = make_copy(root)
+    splits = tmp_path / "splits"; splits.mkdir()
+    write_list(splits / "tiny_train.txt", rows)
+    manifest = {"name": "tiny", "num_classes": 3, "source": {"kind": "image_folder"}, "thresholds": {"many": 3, "few": 3},
+                "splits": {"train": {"file": "tiny_train.txt", "lines": 9, "num_classes": 3, "max_per_class": 4,
+                                     "min_per_class": 2, "groups": {"paper": {"many": 1, "medium": 1, "few": 1}}}}}
+    mpath = tmp_path / "tiny.yaml"
+    mpath.write_text(yaml.safe_dump(manifest))
+    return root, splits, mpath, rows
+
+
+def snapshot(*dirs):
+    return sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size) for d in dirs for p in Path(d).rglob("*"))
+
+
+def test_verify_good_copy(capsys, tiny_copy):
+    root, splits, mpath, _ = tiny_copy
+    code, res, err = run(capsys, "verify", "tiny", "--splits", splits, "--images", root, "--manifest", mpath, "--no-progress")
+    assert code == 0 and res["ok"] and res["problems"] == []
+    assert "checked by counts only" in err
+
+
+def test_verify_reports_every_problem_with_file_and_line(capsys, tiny_copy):
+    root, splits, mpath, rows = tiny_copy
+    (root / "train" / "abbey" / "001.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")   # line 2: corrupted
+    (root / "train" / "abbey" / "002.jpg").write_bytes(b"")                               # line 3: empty
+    data = (root / "train" / "bamboo" / "000.jpg").read_bytes()
+    (root / "train" / "bamboo" / "000.jpg").write_bytes(data[: len(data) // 2])            # line 5: truncated JPEG
+    (root / "train" / "bamboo" / "001.jpg").unlink()                                      # line 6: missing
+    lines = [f"{p} {l}" for p, l in rows]
+    lines[7] = "train/canal/000.jpg 7"                                                    # line 8: wrong label
+    (splits / "tiny_train.txt").write_text("\n".join(lines[:8]) + "\ntrain/canal/00")     # line 9: truncated line
+    before = snapshot(root, splits)
+    code, res, err = run(capsys, "verify", "tiny", "--splits", splits, "--images", root, "--manifest", mpath, "--no-progress")
+    assert code == 1 and not res["ok"]
+    probs = res["problems"]
+    def at(line, text): return any(f"tiny_train.txt:{line}: " in p and text in p for p in probs)
+    assert at(2, "cannot decode") and at(3, "empty") and at(5, "cannot decode") and at(6, "not found")
+    assert at(8, "label 7 out of range") and at(9, "truncated last line")
+    assert all(f"problem: {p}" in err for p in probs)
+    assert snapshot(root, splits) == before                                                # verify changes nothing
+
+
+def test_verify_sample_checks_fewer_images(capsys, tiny_copy):
+    root, splits, mpath, _ = tiny_copy
+    (root / "train" / "abbey" / "000.jpg").unlink()
+    found = []
+    for seed in range(6):
+        code, res, _ = run(capsys, "verify", "tiny", "--splits", splits, "--images", root, "--manifest", mpath,
+                           "--sample", 3, "--seed", seed, "--no-progress")
+        found.append(len(res["problems"]))
+    assert set(found) <= {0, 1} and 0 in found and 1 in found   # 3 of 9 images: the missing one is sometimes drawn
+
+
+def test_verify_places_lt_val_counts(capsys, tmp_path):
+    "A generated Places_LT_val.txt with 365 x 20 lines passes the count checks; the other lists are reported missing."
+    write_list(tmp_path / "Places_LT_val.txt", [(f"train/class{c:03d}/{k:08d}.jpg", c) for c in range(365) for k in range(20)])
+    code, res, _ = run(capsys, "verify", "places_lt", "--splits", tmp_path, "--no-progress")
+    assert code == 1
+    assert not any("Places_LT_val.txt:" in p or p.startswith(f"{tmp_path / 'Places_LT_val.txt'}: ") for p in res["problems"])
+    assert sorted(Path(p.split(": ")[0]).name for p in res["problems"]) == \
+        ["Places_LT_open.txt", "Places_LT_test.txt", "Places_LT_train.txt"]
+    write_list(tmp_path / "Places_LT_val.txt", [(f"train/class{c:03d}/{k:08d}.jpg", c) for c in range(365) for k in range(19)])
+    _, res, _ = run(capsys, "verify", "places_lt", "--splits", tmp_path, "--no-progress")
+    assert any("7,300" in p or "6935 lines, manifest says 7300" in p for p in res["problems"])
+    assert any("per-class counts" in p for p in res["problems"])
+
+
+def test_verify_unknown_dataset(capsys, tmp_path):
+    code, _, err = run(capsys, "verify", "mnist_lt", "--splits", tmp_path)
+    assert code == 2 and "allowed: " + ", ".join(DATASETS) in err
+
+
+def test_make_lt_exp_and_pareto(capsys, tmp_path):
+    bal = write_list(tmp_path / "balanced.txt", [(f"train/c{c}/{k}.jpg", c) for c in range(10) for k in range(50)])
+    code, res, _ = run(capsys, "make-lt", bal, "--profile", "exp", "--rho", 10, "--seed", 1, "--out", tmp_path / "exp.txt")
+    assert code == 0
+    labels = [int(l.split()[1]) for l in (tmp_path / "exp.txt").read_text().splitlines()]
+    counts = [labels.count(c) for c in range(10)]
+    assert counts[:2] == [50, 38] and counts[5] == 13        # floor(50 * 10**(-1/9)) = 38, floor(50 * 10**(-5/9)) = 13
+    entry = yaml.safe_load((tmp_path / "exp.yaml").read_text())["exp"]
+    assert entry["lines"] == len(labels) == res["lines"] and entry["profile"]["rho"] == 10
+    for name in ("p1", "p2"):
+        run(capsys, "make-lt", bal, "--profile", "pareto", "--alpha", 6, "--seed", 7, "--out", tmp_path / f"{name}.txt")
+    assert (tmp_path / "p1.txt").read_text() == (tmp_path / "p2.txt").read_text()
+    _, st, _ = run(capsys, "stats", tmp_path / "p1.txt")
+    assert st["max_per_class"] == 50 and st["min_per_class"] >= 5
+    run(capsys, "make-lt", bal, "--profile", "pareto", "--seed", 8, "--out", tmp_path / "p3.txt")
+    assert (tmp_path / "p3.txt").read_text() != (tmp_path / "p1.txt").read_text()
+    code, _, err = run(capsys, "make-lt", bal, "--profile", "exp", "--out", tmp_path / "x.yaml")
+    assert code == 2 and "cannot end in .yaml" in err
+
+
+@pytest.mark.parametrize("sub", ["stats", "verify", "make-lt", "prepare"])
+def test_help_of_each_subcommand(capsys, sub):
+    with pytest.raises(SystemExit) as e: main([sub, "--help"])
+    assert e.value.code == 0
+    assert f"usage: oltr-data {sub}" in capsys.readouterr().out
+
+
+def test_prepare_missing_source_is_a_clear_error(capsys, tmp_path):
+    code, _, err = run(capsys, "prepare", "fashion_mnist_lt", "--source", tmp_path)
+    assert code == 2 and "train-images-idx3-ubyte not found" in err and "dataset-fashion-mnist" in err
+
+
+@pytest.mark.slow
+def test_prepare_fashion_mnist_lt(capsys, tmp_path):
+    source = Path("/usr/share/datasets/fashion-mnist")
+    if not (source / "train-images-idx3-ubyte.gz").exists(): pytest.skip("Debian package dataset-fashion-mnist not installed")
+    code, res, _ = run(capsys, "prepare", "fashion_mnist_lt", "--out", tmp_path)
+    assert code == 0 and res["problems"] == []
+    assert res["sizes"] == {"train": 12171, "val": 800, "test": 8000, "open": 2000}
+    assert len((tmp_path / "fashion_mnist_lt_open.txt").read_text().splitlines()) == 2000
+
+
+def test_console_script(tmp_path, hand_counted):
+    exe = shutil.which("oltr-data", path=str(Path(sys.executable).parent))
+    if exe is None: pytest.skip("console script oltr-data not installed in this environment")
+    out = subprocess.run([exe, "stats", str(hand_counted)], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out)["num_images"] == 277
