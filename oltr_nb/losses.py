@@ -5,18 +5,18 @@
 # %% auto #0
 __all__ = ['OfficialAttract', 'disc_centroids_terms', 'DiscCentroidsLoss']
 
-# %% ../nbs/03_losses.ipynb #224d2bd2
+# %% ../nbs/03_losses.ipynb #23765710
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# %% ../nbs/03_losses.ipynb #afb845b7
+# %% ../nbs/03_losses.ipynb #16d86fb6
 class OfficialAttract(torch.autograd.Function):
     "Attract term sum_i |f_i - c_{y_i}|^2 / 2 / B with the official backward (centroid step not scaled by the upstream gradient)."
     @staticmethod
-    def forward(ctx, features, labels, centroids, batch_size):
+    def forward(ctx, features, labels, centroids, batch_size, grad_scale=1.0):
         ctx.save_for_backward(features, labels, centroids)
-        ctx.batch_size = batch_size
+        ctx.batch_size, ctx.grad_scale = batch_size, grad_scale
         return (features - centroids.index_select(0, labels)).pow(2).sum() / 2.0 / batch_size
 
     @staticmethod
@@ -26,9 +26,9 @@ class OfficialAttract(torch.autograd.Function):
         damping = torch.ones(centroids.shape[0], dtype=centroids.dtype, device=centroids.device)
         damping.index_add_(0, labels, torch.ones_like(labels, dtype=centroids.dtype))  # 1 + n_j
         grad_centroids = torch.zeros_like(centroids).index_add_(0, labels, diff) / damping.unsqueeze(1)
-        return -grad_output * diff / ctx.batch_size, None, grad_centroids / ctx.batch_size, None
+        return -grad_output * diff / ctx.batch_size, None, grad_centroids * ctx.grad_scale / ctx.batch_size, None, None
 
-# %% ../nbs/03_losses.ipynb #d8ce4551
+# %% ../nbs/03_losses.ipynb #804876b7
 _CENTROID_GRADS = ("official", "autograd")
 
 def disc_centroids_terms(features:torch.Tensor, # (B, D) features (the direct feature, officially)
@@ -37,10 +37,11 @@ def disc_centroids_terms(features:torch.Tensor, # (B, D) features (the direct fe
                          margin:float=10.0, # m: the repel term is clamp(m - mean squared distance to other centroids, 0, repel_cap)
                          centroid_grad:str="official", # "official": custom centroid step; "autograd": plain gradient
                          repel_cap:float=1e6, # upper clamp of the repel term (official value)
+                         grad_scale:float=1.0, # multiplies the official centroid step (the fp16 loss scale, see below)
                         )->tuple: # (attract, repel) scalars
     "The attract and repel terms of the discriminative centroid loss."
     batch_size, num_classes = features.shape[0], centroids.shape[0]
-    if centroid_grad == "official": attract = OfficialAttract.apply(features, labels, centroids, batch_size)
+    if centroid_grad == "official": attract = OfficialAttract.apply(features, labels, centroids, batch_size, grad_scale)
     else: attract = (features - centroids[labels]).pow(2).sum() / 2.0 / batch_size
     sq_dist = features.pow(2).sum(1, keepdim=True) + centroids.pow(2).sum(1) - 2.0 * features @ centroids.t()  # (B, K)
     others = sq_dist.masked_fill(F.one_hot(labels, num_classes).bool(), 0.0)
@@ -55,11 +56,13 @@ class DiscCentroidsLoss(nn.Module):
                  repel_weight:float=0.01, # lambda, weight of the repel term
                  centroid_grad:str="official", # "official" (custom centroid step) or "autograd" (plain gradient)
                  repel_cap:float=1e6, # upper clamp of the repel term
+                 grad_scale:float=1.0, # multiplies the official centroid step; the engine sets it to the fp16 GradScaler's scale
                 ):
         super().__init__()
         if centroid_grad not in _CENTROID_GRADS: raise ValueError(f"centroid_grad={centroid_grad!r} is not one of {list(_CENTROID_GRADS)}")
         self.num_classes, self.feat_dim = num_classes, feat_dim
         self.margin, self.repel_weight, self.centroid_grad, self.repel_cap = margin, repel_weight, centroid_grad, repel_cap
+        self.grad_scale = grad_scale
         self.centroids = nn.Parameter(torch.randn(num_classes, feat_dim))
 
     def set_centroids(self, centroids:torch.Tensor, # (K, D), e.g. from oltr_nb.models.compute_centroids
@@ -80,7 +83,8 @@ class DiscCentroidsLoss(nn.Module):
         labels = labels.long()
         if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
             raise ValueError(f"labels must lie in [0, num_classes={self.num_classes}), got {labels.min().item()}..{labels.max().item()}")
-        return disc_centroids_terms(features.to(self.centroids.dtype), labels, self.centroids, self.margin, self.centroid_grad, self.repel_cap)
+        return disc_centroids_terms(features.to(self.centroids.dtype), labels, self.centroids, self.margin, self.centroid_grad,
+                                    self.repel_cap, self.grad_scale)
 
     def forward(self, features:torch.Tensor, # (B, D)
                 labels:torch.Tensor, # (B,) in [0, K)
