@@ -9,10 +9,10 @@ __all__ = ['TUPLE_FIELDS', 'FLOAT_FIELDS', 'INT_FIELDS', 'seed_everything', 'res
            'autocast_ctx', 'unwrap', 'predict', 'gather_in_order', 'closed_top1', 'NonFiniteLoss', 'check_finite',
            'stage_losses', 'log_row', 'prepare_stage', 'rank_share_sampler', 'reduce_sums', 'train_stage', 'run_epoch',
            'average_grad', 'make_writer', 'training_state', 'load_training_state', 'git_sha', 'final_evaluation',
-           'device_name', 'parse_stages', 'stage_configs', 'run_stages', 'read_result', 'cli_args', 'launch_torchrun',
-           'make_parser', 'main']
+           'write_evaluation', 'device_name', 'parse_stages', 'stage_configs', 'run_stages', 'read_result', 'cli_args',
+           'launch_torchrun', 'make_parser', 'main', 'feature_cache', 'posthoc_stage']
 
-# %% ../nbs/05_train.ipynb #a44b7681
+# %% ../nbs/05_train.ipynb #2424bb11
 import csv, json, math, os, random, subprocess, sys, tempfile, time, warnings, argparse
 from contextlib import nullcontext
 from dataclasses import replace
@@ -30,13 +30,15 @@ import oltr_nb
 from torch.utils.data import DataLoader, Subset
 
 from .config import (ExperimentConfig, make_config, config_dict, config_sha256, config_from_dict, run_dir,
-                            METHOD_STAGES, DATASET_NAMES, project_root, validate)
+                            METHOD_STAGES, POSTHOC_METHODS, DATASET_NAMES, project_root, validate)
 from .data import build_data, make_sampler, open_test, ShardedShuffleSampler
-from .models import build_model, compute_centroids, transfer_stage1, freeze_backbone_except
+from .models import build_model, compute_centroids, transfer_stage1, freeze_backbone_except, OLTRModel
 from .losses import DiscCentroidsLoss
 from .metrics import evaluate
+from .baselines import make_criterion
+from .methods import make_head, fit_posthoc, cache_key, cache_is_fresh
 
-# %% ../nbs/05_train.ipynb #cd2a4055
+# %% ../nbs/05_train.ipynb #72d0a8bc
 def seed_everything(seed: int, # one seed for python, numpy and torch
                     deterministic: bool = False): # also ask torch for deterministic algorithms
     "Seed every random number generator the run uses."
@@ -56,7 +58,7 @@ def resolve_device(name: str = "auto") -> torch.device: # "auto", "cpu", "cuda" 
         name = f"cuda:{os.environ['LOCAL_RANK']}"
     return torch.device(name)
 
-# %% ../nbs/05_train.ipynb #971aa942
+# %% ../nbs/05_train.ipynb #adaf3a51
 def world() -> tuple:
     "(rank, world_size) of this process; (0, 1) outside torchrun."
     if dist.is_available() and dist.is_initialized():
@@ -79,7 +81,7 @@ def all_reduce_sum(*tensors):
             dist.all_reduce(t)
     return tensors
 
-# %% ../nbs/05_train.ipynb #3c91ed7a
+# %% ../nbs/05_train.ipynb #66e46983
 def make_loader(dataset, cfg: ExperimentConfig, sampler, device=torch.device("cpu")):
     "The training DataLoader: the run's batch size (per rank), its sampler, workers and pinned memory."
     _, ws = world()
@@ -99,15 +101,19 @@ def rank_share(dataset):
     rank, ws = world()
     return dataset if ws == 1 else Subset(dataset, range(rank, len(dataset), ws))
 
-# %% ../nbs/05_train.ipynb #c8124873
+# %% ../nbs/05_train.ipynb #1b585b03
 def build_stage_model(cfg: ExperimentConfig, data) -> nn.Module:
     "The stage's model, on the CPU, freshly initialised."
+    meta = cfg.method == "oltr" and cfg.stage == 2
     kwargs = dict(reach_scale=cfg.reach_scale, reachability=cfg.reachability, scale=cfg.cos_scale,
                   squash=cfg.cos_squash, use_memory=cfg.use_memory, use_selector=cfg.use_selector,
-                  use_reachability=cfg.use_reachability, cosine=cfg.cosine) if cfg.stage == 2 else {}
-    return build_model(cfg.backbone, data.num_classes, classifier="meta" if cfg.stage == 2 else "dot",
-                       attention=cfg.attention, fc_add=cfg.fc_add, in_size=cfg.in_size,
-                       in_channels=data.in_channels, **kwargs)
+                  use_reachability=cfg.use_reachability, cosine=cfg.cosine) if meta else {}
+    model = build_model(cfg.backbone, data.num_classes, classifier="meta" if meta else "dot",
+                        attention=cfg.attention, fc_add=cfg.fc_add, in_size=cfg.in_size,
+                        in_channels=data.in_channels, **kwargs)
+    if cfg.head != "dot" and not meta:
+        model = OLTRModel(model.backbone, make_head(cfg.head, model.feat_dim, data.num_classes))
+    return model
 
 def stage1_checkpoint(cfg: ExperimentConfig) -> Path:
     "The stage-1 best checkpoint stage 2 starts from."
@@ -128,7 +134,7 @@ def load_pretrained_backbone(model: nn.Module, path: Optional[str]):
                          f"({len(unexpected)} of {len(state)} keys unknown, e.g. {unexpected[:3]})")
     return missing
 
-# %% ../nbs/05_train.ipynb #4f8875e7
+# %% ../nbs/05_train.ipynb #3221799f
 def lr_factor(cfg: ExperimentConfig, epoch: int) -> float:
     "The schedule's multiplier of the base learning rate during `epoch` (0-based)."
     if cfg.warmup_epochs and epoch < cfg.warmup_epochs:
@@ -149,7 +155,7 @@ def make_optimizers(cfg: ExperimentConfig, model: nn.Module, centroid_loss=None)
     scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, lambda e: lr_factor(cfg, e)) for k, o in opts.items()}
     return opts, scheds
 
-# %% ../nbs/05_train.ipynb #97bb70bb
+# %% ../nbs/05_train.ipynb #1124973d
 def atomic_save(obj, path: Path):
     "torch.save `obj` to `path` through a temporary file, fsync and rename."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -178,7 +184,7 @@ def set_rng_state(state: dict):
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
-# %% ../nbs/05_train.ipynb #081f1475
+# %% ../nbs/05_train.ipynb #23de21d5
 def autocast_ctx(cfg: ExperimentConfig, device: torch.device):
     "bf16 (or fp16) autocast on CUDA; nothing on the CPU."
     if device.type != "cuda" or cfg.amp == "none":
@@ -191,14 +197,14 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 @torch.no_grad()
-def predict(model, dataset, cfg: ExperimentConfig, device: torch.device) -> dict:
-    "Softmax probabilities, labels and extras over `dataset`, in its order, gathered over ranks."
+def predict(model, dataset, cfg: ExperimentConfig, device: torch.device, with_features: bool = False) -> dict:
+    "Softmax probabilities, labels and extras (and features) over `dataset`, in its order, gathered over ranks."
     was_training = model.training
     model.eval()
     share = rank_share(dataset)
     loader = DataLoader(share, batch_size=max(cfg.batch_size // world()[1], 1), num_workers=cfg.num_workers,
                         pin_memory=device.type == "cuda")
-    outs = {"logits": [], "labels": [], "reachability": [], "min_dist": []}
+    outs = {"logits": [], "labels": [], "reachability": [], "min_dist": [], "features": []}
     for images, labels, _ in loader:
         images = images.to(device, non_blocking=True)
         if cfg.channels_last and device.type == "cuda": images = images.contiguous(memory_format=torch.channels_last)
@@ -207,6 +213,7 @@ def predict(model, dataset, cfg: ExperimentConfig, device: torch.device) -> dict
         outs["logits"].append(out["logits"].float().cpu()); outs["labels"].append(labels)
         for k in ("reachability", "min_dist"):
             if k in out: outs[k].append(out[k].float().reshape(-1).cpu())
+        if with_features: outs["features"].append(out["features"].float().cpu())
     model.train(was_training)
     res = {k: torch.cat(v).numpy() for k, v in outs.items() if v}
     res = gather_in_order(res, len(dataset))
@@ -234,7 +241,7 @@ def closed_top1(pred: dict) -> float:
     known = pred["labels"] >= 0
     return float((pred["probs"][known].argmax(1) == pred["labels"][known]).mean())
 
-# %% ../nbs/05_train.ipynb #af593e51
+# %% ../nbs/05_train.ipynb #4087023f
 class NonFiniteLoss(RuntimeError):
     "The loss became NaN or infinite."
 
@@ -247,10 +254,10 @@ def check_finite(losses: list, first_step: int, epoch: int):
         raise NonFiniteLoss(f"loss is {values[bad[0]].item()} at epoch {epoch + 1}, global step {step}; "
                             f"stopped without saving, the last good checkpoint is kept")
 
-# %% ../nbs/05_train.ipynb #5441db79
-def stage_losses(cfg: ExperimentConfig, out: dict, labels, centroid_loss) -> dict:
-    "Cross-entropy and, in stage 2, the weighted discriminative centroid loss."
-    losses = {"ce": cfg.ce_weight * F.cross_entropy(out["logits"].float(), labels)}
+# %% ../nbs/05_train.ipynb #bfa7a36e
+def stage_losses(cfg: ExperimentConfig, out: dict, labels, criterion, centroid_loss) -> dict:
+    "The method's classification loss and, in OLTR's stage 2, the weighted discriminative centroid loss."
+    losses = {"cls": cfg.ce_weight * criterion(out["logits"].float(), labels, out["features"].float())}
     if centroid_loss is not None:
         feats = out["features"] if cfg.centroid_loss_on == "direct" else out["infused"]
         losses["centroid"] = cfg.centroid_weight * centroid_loss(feats.float(), labels)
@@ -264,10 +271,11 @@ def log_row(path: Path, row: dict):
         if new: w.writeheader()
         w.writerow(row)
 
-# %% ../nbs/05_train.ipynb #4c828af6
+# %% ../nbs/05_train.ipynb #767e79cc
 def prepare_stage(cfg: ExperimentConfig, data, device: torch.device):
-    "Model, centroid loss, optimizers and schedules of a stage, initialised as the official code does."
+    "Model, criterion, centroid loss, optimizers and schedules of a stage, initialised as the official code does."
     model = build_stage_model(cfg, data)
+    criterion = make_criterion(cfg.method, data.train_counts, data.num_classes, model.feat_dim).to(device)
     centroid_loss = None
     if cfg.stage == 1 and cfg.needs_pretrained:
         load_pretrained_backbone(model, cfg.pretrained)
@@ -298,7 +306,7 @@ def prepare_stage(cfg: ExperimentConfig, data, device: torch.device):
     if device.type == "cuda" and cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     opts, scheds = make_optimizers(cfg, model, centroid_loss)
-    return model, centroid_loss, opts, scheds
+    return model, criterion, centroid_loss, opts, scheds
 
 def rank_share_sampler(dataset):
     "A sampler over this rank's strided share of `dataset` (all of it in one process)."
@@ -310,7 +318,7 @@ def reduce_sums(sums, counts):
     all_reduce_sum(sums, counts)
     return sums, counts
 
-# %% ../nbs/05_train.ipynb #4395731f
+# %% ../nbs/05_train.ipynb #29223107
 def train_stage(cfg: ExperimentConfig, data=None, until_epoch: Optional[int] = None, progress: bool = True) -> dict:
     "Train one stage; resume from last.pt if `cfg.resume`; evaluate the best checkpoint on test + open."
     started = time.time()
@@ -323,13 +331,16 @@ def train_stage(cfg: ExperimentConfig, data=None, until_epoch: Optional[int] = N
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.json").write_text(json.dumps(config_dict(cfg), indent=1))
-    model, centroid_loss, opts, scheds = prepare_stage(cfg, data, device)
+    if cfg.method in POSTHOC_METHODS and cfg.stage == 2:
+        return posthoc_stage(cfg, data, device, out_dir, started)
+    model, criterion, centroid_loss, opts, scheds = prepare_stage(cfg, data, device)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and cfg.amp == "fp16")
     state = dict(epoch=0, step=0, best_acc=-1.0, best_epoch=-1)
     if cfg.resume and (out_dir / "last.pt").exists():
         state = load_training_state(out_dir / "last.pt", model, centroid_loss, opts, scheds, scaler)
     if ws > 1:
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                                    find_unused_parameters=not (cfg.use_memory and cfg.use_selector))
     train_model = torch.compile(model) if cfg.compile else model
     sampler = train_sampler(cfg, data, rank, ws)
     loader = make_loader(data.train, cfg, sampler, device=device)
@@ -339,8 +350,8 @@ def train_stage(cfg: ExperimentConfig, data=None, until_epoch: Optional[int] = N
     last_epoch = cfg.epochs if until_epoch is None else min(until_epoch, cfg.epochs)
     for epoch in range(state["epoch"], last_epoch):
         t0 = time.time()
-        sampler.set_epoch(epoch)
-        sums = run_epoch(cfg, train_model, unwrap(model), centroid_loss, loader, opts, scaler, device, epoch,
+        sampler.set_epoch(epoch); criterion.set_epoch(epoch, cfg.epochs)
+        sums = run_epoch(cfg, train_model, unwrap(model), criterion, centroid_loss, loader, opts, scaler, device, epoch,
                          steps, state["step"], progress and rank == 0)
         state["step"] += steps
         for s in scheds.values(): s.step()
@@ -363,8 +374,9 @@ def train_stage(cfg: ExperimentConfig, data=None, until_epoch: Optional[int] = N
         return dict(run_dir=str(out_dir), stopped_at_epoch=state["epoch"])
     return final_evaluation(cfg, unwrap(model), data, device, out_dir, started)
 
-# %% ../nbs/05_train.ipynb #ce04875d
-def run_epoch(cfg, train_model, model, centroid_loss, loader, opts, scaler, device, epoch, steps, step0, progress):
+# %% ../nbs/05_train.ipynb #eb7ea57f
+def run_epoch(cfg, train_model, model, criterion, centroid_loss, loader, opts, scaler, device, epoch, steps, step0,
+              progress):
     "One epoch of `steps` optimisation steps; returns the mean of each loss term."
     from tqdm.auto import tqdm
     model.train()  # OLTRModel.train keeps frozen BatchNorm layers in eval mode when bn_stats='frozen'
@@ -379,9 +391,11 @@ def run_epoch(cfg, train_model, model, centroid_loss, loader, opts, scaler, devi
             model.set_centroids(centroid_loss.centroids.detach())
         with autocast_ctx(cfg, device):
             out = train_model(images)
-        losses = stage_losses(cfg, out, labels, centroid_loss)
+        losses = stage_losses(cfg, out, labels, criterion, centroid_loss)
         loss = sum(losses.values())
         for o in opts.values(): o.zero_grad(set_to_none=True)
+        if centroid_loss is not None and scaler.is_enabled():
+            centroid_loss.grad_scale = scaler.get_scale()  # the official centroid step ignores the upstream gradient
         scaler.scale(loss).backward()
         if centroid_loss is not None and world()[1] > 1:
             average_grad(centroid_loss.centroids)
@@ -407,7 +421,7 @@ def make_writer(out_dir: Path):
     from torch.utils.tensorboard import SummaryWriter
     return SummaryWriter(log_dir=str(out_dir / "tb"))
 
-# %% ../nbs/05_train.ipynb #37a8768c
+# %% ../nbs/05_train.ipynb #174e27a4
 def training_state(model, centroid_loss, opts, scheds, scaler, state, cfg) -> dict:
     "Everything a checkpoint holds."
     return dict(model=model.state_dict(), centroid_loss=centroid_loss.state_dict() if centroid_loss else None,
@@ -427,7 +441,7 @@ def load_training_state(path: Path, model, centroid_loss, opts, scheds, scaler) 
     set_rng_state(ckpt["rng"])
     return {k: ckpt[k] for k in ("epoch", "step", "best_acc", "best_epoch")}
 
-# %% ../nbs/05_train.ipynb #2b40f6e5
+# %% ../nbs/05_train.ipynb #3320390c
 def git_sha() -> Optional[str]:
     "The project's current commit, or None outside a git checkout."
     root = project_root(Path(oltr_nb.__file__).parent)
@@ -438,18 +452,24 @@ def git_sha() -> Optional[str]:
         return None
 
 def final_evaluation(cfg, model, data, device, out_dir: Path, started: float) -> dict:
-    "Evaluate best.pt on test + open, write eval/metrics.json, per_class.csv, logits.npz."
+    "Evaluate best.pt on test + open and write the evaluation files."
     ckpt = torch.load(out_dir / "best.pt", map_location="cpu", weights_only=False)
     model.load_state_dict(ckpt["model"])
     pred = predict(model, open_test(data), cfg, device)
+    return write_evaluation(cfg, data, pred, out_dir, started, device, ckpt["best_epoch"], ckpt["best_acc"])
+
+def write_evaluation(cfg, data, pred: dict, out_dir: Path, started: float, device, best_epoch: int, val_top1: float,
+                     open_score=None) -> dict:
+    "Metrics of `pred` (test + open) in the metrics.json contract; eval/metrics.json, per_class.csv, logits.npz."
     metrics = evaluate(pred["probs"], pred["labels"], data.train_counts, threshold=cfg.open_threshold,
-                       rule=cfg.shot_rule, many_threshold=data.many_threshold, few_threshold=data.few_threshold)
+                       rule=cfg.shot_rule, many_threshold=data.many_threshold, few_threshold=data.few_threshold,
+                       open_score=open_score)
     per_class = metrics.pop("per_class")
     if any(data.skipped.values()):
         metrics["skipped_images"] = {k: len(v) for k, v in data.skipped.items()}
         metrics["notes"].append("images skipped with skip_bad=True are listed by split in skipped_images")
     metrics.update(dataset=cfg.dataset, method=cfg.method, seed=cfg.seed, stage=cfg.stage,
-                   best_epoch=ckpt["best_epoch"], val_top1=ckpt["best_acc"],
+                   best_epoch=best_epoch, val_top1=val_top1,
                    provenance=dict(git_sha=git_sha(), config_sha256=config_sha256(cfg),
                                    split_digest=data.split_digest, torch=torch.__version__,
                                    device=device_name(device), started=datetime.fromtimestamp(started, timezone.utc).isoformat(),
@@ -459,7 +479,8 @@ def final_evaluation(cfg, model, data, device, out_dir: Path, started: float) ->
         (ev / "metrics.json").write_text(json.dumps(metrics, indent=1))
         with open(ev / "per_class.csv", "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(per_class[0])); w.writeheader(); w.writerows(per_class)
-        np.savez_compressed(ev / "logits.npz", **{k: v for k, v in pred.items() if k != "probs"})
+        np.savez_compressed(ev / "logits.npz", **{k: v for k, v in pred.items() if k not in ("probs", "features")},
+                            **({} if open_score is None else {"open_score": np.asarray(open_score)}))
     return dict(run_dir=str(out_dir), metrics=metrics)
 
 def device_name(device: torch.device) -> str:
@@ -468,7 +489,7 @@ def device_name(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     return f"cpu ({torch.get_num_threads()} threads)"
 
-# %% ../nbs/05_train.ipynb #d2656572
+# %% ../nbs/05_train.ipynb #f474dcdf
 def parse_stages(stages, method: str) -> tuple:
     "Stages as a tuple of ints from '1', '2', '1,2' or a sequence; checked against the method."
     if stages is None:
@@ -502,7 +523,7 @@ def read_result(cfg: ExperimentConfig) -> dict:
     out = run_dir(cfg)
     return dict(run_dir=str(out), metrics=json.loads((out / "eval" / "metrics.json").read_text()))
 
-# %% ../nbs/05_train.ipynb #53b3cb7e
+# %% ../nbs/05_train.ipynb #7328a9f2
 def cli_args(cfg: ExperimentConfig, stages=None) -> list:
     "`oltr-train` arguments that reproduce `cfg` (all stages of `stages`)."
     args = ["--dataset", cfg.dataset, "--method", cfg.method, "--stages", ",".join(map(str, stages or (cfg.stage,)))]
@@ -527,7 +548,7 @@ def launch_torchrun(cfgs: list, nproc: int):
     if proc.wait():
         raise RuntimeError(f"torchrun exited with status {proc.returncode}: {' '.join(cmd)}")
 
-# %% ../nbs/05_train.ipynb #bc1814ea
+# %% ../nbs/05_train.ipynb #15f7a8b6
 def _arg_type(value):
     "argparse type for a config field whose default is `value`."
     if isinstance(value, bool): return None
@@ -584,6 +605,47 @@ def main(argv=None):
     if dist.is_initialized():
         dist.destroy_process_group()
 
-# %% ../nbs/05_train.ipynb #2c5e5fd1
+# %% ../nbs/05_train.ipynb #f92e3748
 if __name__ == "__main__":
     main()
+
+# %% ../nbs/05_train.ipynb #f9ab5f5a
+def feature_cache(model, data, cfg, device, ckpt: dict, path: Path) -> dict:
+    "Features, logits and labels of train (eval transforms), val and test + open; read from `path` when fresh."
+    if path.exists():
+        cache = torch.load(path, map_location="cpu", weights_only=False)
+        if cache_is_fresh(cache, ckpt):
+            return cache
+    cache = {"key": cache_key(ckpt)}
+    for name, ds in (("train", data.train_eval), ("val", data.val), ("test", open_test(data))):
+        pred = predict(model, ds, cfg, device, with_features=True)
+        cache[name] = {k: torch.from_numpy(pred[k]) for k in ("features", "logits", "labels")}
+    if world()[0] == 0:
+        atomic_save(cache, path)
+    return cache
+
+def posthoc_stage(cfg: ExperimentConfig, data, device: torch.device, out_dir: Path, started: float) -> dict:
+    "Stage 2 of a post-hoc method: fit its rule on cached stage-1 features, evaluate on test + open."
+    src = stage1_checkpoint(cfg)
+    if not src.exists():
+        raise FileNotFoundError(f"{cfg.method}'s stage 2 works on a stage-1 checkpoint, and {src} does not exist: "
+                                "run stage 1 first (stages='1,2') or pass init_from=<path>")
+    ckpt = torch.load(src, map_location="cpu", weights_only=False)
+    model = build_stage_model(config_from_dict(ckpt["config"]), data)
+    model.load_state_dict(ckpt["model"])
+    model.to(device)
+    cache = feature_cache(model, data, cfg, device, ckpt, src.parent / "features.pt")
+    rule, log = fit_posthoc(cfg.method, cache, unwrap(model).classifier, cfg, data.train_counts,
+                            many_threshold=data.many_threshold, few_threshold=data.few_threshold)
+    preds, scores = {}, {}
+    for name in ("val", "test"):
+        probs, scores[name] = rule(cache[name]["features"], cache[name]["logits"])
+        preds[name] = dict(probs=probs.detach().numpy(), labels=cache[name]["labels"].numpy(),
+                           logits=cache[name]["logits"].numpy())
+    val_acc = closed_top1(preds["val"])
+    rows = log or [dict(epoch=1)]
+    rows[-1] = {**rows[-1], "val_top1": val_acc}
+    if world()[0] == 0:
+        for row in rows: log_row(out_dir / "log.csv", row)
+    score = None if scores["test"] is None else scores["test"].detach().numpy()
+    return write_evaluation(cfg, data, preds["test"], out_dir, started, device, ckpt["best_epoch"], val_acc, open_score=score)
