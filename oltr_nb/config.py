@@ -8,21 +8,22 @@ __all__ = ['DATASET_NAMES', 'METHOD_STAGES', 'POSTHOC_METHODS', 'HEADS', 'AMP_MO
            'make_config', 'project_root', 'default_runs_dir', 'run_dir', 'config_dict', 'config_sha256',
            'config_from_dict']
 
-# %% ../nbs/00_config.ipynb #81ee8ebb
+# %% ../nbs/00_config.ipynb #0b02a3e9
 import dataclasses, hashlib, json, os
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Optional
 
-# %% ../nbs/00_config.ipynb #cd11a32a
+# %% ../nbs/00_config.ipynb #8c5f095d
 DATASET_NAMES = ("digits_lt", "fashion_mnist_lt", "cifar10_lt", "cifar100_lt", "imagenet_lt", "places_lt")
 METHOD_STAGES = {  # method -> its stages; stage 1 always trains a backbone and a head
     "plain": (1,), "msp": (1,), "oltr": (1, 2),
     "focal": (1,), "lifted": (1,), "range": (1,),
     "logit_adjust": (1,), "balanced_softmax": (1,), "cb_ce": (1,), "cb_focal": (1,), "ldam_drw": (1,),
     "openmax": (1, 2), "crt": (1, 2), "tau_norm": (1, 2), "lws": (1, 2), "ncm": (1, 2), "fslwf": (1, 2),
+    "logit_adjust_posthoc": (1, 2),
 }
-POSTHOC_METHODS = ("openmax", "crt", "tau_norm", "lws", "ncm", "fslwf")  # stage 2 works on cached stage-1 features
+POSTHOC_METHODS = ("openmax", "crt", "tau_norm", "lws", "ncm", "fslwf", "logit_adjust_posthoc")  # stage 2 works on cached stage-1 features
 HEADS = ("dot", "cosine", "fslwf")  # stage-1 classifier heads
 AMP_MODES = ("bf16", "fp16", "none")
 SAMPLERS = ("none", "class_aware", "class_balanced", "sqrt")
@@ -41,7 +42,7 @@ CHOICES = dict(  # every parameter with a fixed set of values
     head=HEADS,
 )
 
-# %% ../nbs/00_config.ipynb #7caf719c
+# %% ../nbs/00_config.ipynb #93a6b2e3
 COMMON = dict(momentum=0.9, weight_decay=5e-4, lr_gamma=0.1, batch_size=128, feat_dim=512,
               open_threshold=0.1, ce_weight=1.0, centroid_weight=0.01, num_samples_cls=4)
 
@@ -82,7 +83,7 @@ METHOD_PRESETS = {  # (method, stage) -> changes to the dataset preset
     ("crt", 2): DECOUPLED, ("lws", 2): DECOUPLED,
 }
 
-# %% ../nbs/00_config.ipynb #d2c45629
+# %% ../nbs/00_config.ipynb #a4074cc9
 @dataclass
 class ExperimentConfig:
     "Every value one stage of one run uses."
@@ -146,7 +147,7 @@ class ExperimentConfig:
     needs_pretrained: bool = False
     max_steps_per_epoch: Optional[int] = None  # cap for smoke tests; None: floor(N_train / batch)
 
-# %% ../nbs/00_config.ipynb #58b0610c
+# %% ../nbs/00_config.ipynb #4e425077
 def _allowed(name, value, allowed):
     "Raise ValueError unless `value` is one of `allowed`."
     if value not in allowed:
@@ -158,7 +159,7 @@ def _positive(name, value, strict=True):
     if not ok:
         raise ValueError(f"{name}={value!r} must be a {'positive' if strict else 'non-negative'} number")
 
-# %% ../nbs/00_config.ipynb #7cc8fa19
+# %% ../nbs/00_config.ipynb #f49beb90
 def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     "Check every field of `cfg`; raise ValueError naming the first bad parameter."
     _allowed("dataset", cfg.dataset, DATASET_NAMES)
@@ -184,7 +185,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         raise ValueError(f"batch_size={cfg.batch_size} must be a multiple of num_samples_cls={cfg.num_samples_cls}")
     return cfg
 
-# %% ../nbs/00_config.ipynb #6f83f6d8
+# %% ../nbs/00_config.ipynb #9f54e181
 def make_config(dataset="digits_lt", method="oltr", stage=1, **overrides) -> ExperimentConfig:
     "The preset for `dataset` and `stage`, with `overrides` on top, validated."
     _allowed("dataset", dataset, DATASET_NAMES)
@@ -199,7 +200,7 @@ def make_config(dataset="digits_lt", method="oltr", stage=1, **overrides) -> Exp
               **{k: v for k, v in overrides.items() if v is not None}}
     return validate(ExperimentConfig(dataset=dataset, method=method, stage=stage, **values))
 
-# %% ../nbs/00_config.ipynb #96879934
+# %% ../nbs/00_config.ipynb #a5c49cae
 def project_root(start: Optional[Path] = None) -> Optional[Path]:
     "The nearest folder at or above `start` (default: the working directory) holding pyproject.toml."
     here = Path(start or Path.cwd()).resolve()
@@ -216,7 +217,7 @@ def run_dir(cfg: ExperimentConfig) -> Path:
     base = Path(cfg.out_dir) if cfg.out_dir else default_runs_dir()
     return base / cfg.dataset / cfg.method / f"seed{cfg.seed}" / f"stage{cfg.stage}"
 
-# %% ../nbs/00_config.ipynb #ea5c5b99
+# %% ../nbs/00_config.ipynb #1204fdb7
 RESULT_NEUTRAL = ("out_dir", "data_root", "pretrained", "init_from", "resume", "device", "num_workers", "log_every")
 
 def config_dict(cfg: ExperimentConfig) -> dict:

@@ -6,7 +6,7 @@
 __all__ = ['HeadClassifier', 'make_head', 'cache_key', 'cache_is_fresh', 'linear_of', 'softmax_rule', 'fit_tau_norm', 'fit_ncm',
            'train_on_features', 'fit_crt', 'fit_lws', 'fit_openmax_rule', 'fit_fslwf', 'fit_posthoc']
 
-# %% ../nbs/09_methods.ipynb #ed5af27c
+# %% ../nbs/09_methods.ipynb #e5741e34
 import math
 from typing import Callable
 
@@ -16,11 +16,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .baselines import (FSLwFClassifier, LWSClassifier, NCMClassifier, choose_tau, fit_openmax, openmax_probs,
-                               tau_normalize)
+                               tau_normalize, logit_adjust_posthoc)
 from .data import make_sampler
 from .metrics import shot_groups
 
-# %% ../nbs/09_methods.ipynb #c582d5cd
+# %% ../nbs/09_methods.ipynb #534ba4a7
 class HeadClassifier(nn.Module):
     "Adapt a (B, D) -> (B, C) head to the classifier interface of OLTRModel."
     def __init__(self, head: nn.Module, # maps features to logits
@@ -41,7 +41,7 @@ def make_head(kind: str, # "cosine" or "fslwf" (the dot-product head is models.D
         return HeadClassifier(FSLwFClassifier(feat_dim, num_classes), feat_dim, num_classes)
     raise ValueError(f"head={kind!r} is not allowed here; choose one of: cosine, fslwf")
 
-# %% ../nbs/09_methods.ipynb #3a8c7c4a
+# %% ../nbs/09_methods.ipynb #c1f485dc
 def cache_key(ckpt: dict) -> dict:
     "What identifies the stage-1 checkpoint a feature cache was computed from."
     return dict(step=int(ckpt["step"]), best_epoch=int(ckpt["best_epoch"]), best_acc=float(ckpt["best_acc"]))
@@ -50,7 +50,7 @@ def cache_is_fresh(cache: dict, ckpt: dict) -> bool:
     "True when `cache` was computed from `ckpt`."
     return cache.get("key") == cache_key(ckpt)
 
-# %% ../nbs/09_methods.ipynb #8bc77807
+# %% ../nbs/09_methods.ipynb #10b214f2
 def linear_of(classifier: nn.Module) -> nn.Linear:
     "The Linear layer of a stage-1 dot-product classifier."
     fc = getattr(classifier, "fc", None)
@@ -76,7 +76,7 @@ def fit_ncm(cache: dict, classifier: nn.Module, log: list) -> Callable:
     ncm = NCMClassifier(f.shape[1], int(y.max()) + 1).fit(f, y)
     return softmax_rule(lambda feats, _: ncm(feats))
 
-# %% ../nbs/09_methods.ipynb #23f08749
+# %% ../nbs/09_methods.ipynb #b9b44407
 def train_on_features(module: nn.Module, cache: dict, cfg, log: list, seed: int) -> nn.Module:
     "Train `module` (features -> logits) on cached training features with the config's sampler and SGD."
     f, y = cache["train"]["features"], cache["train"]["labels"]
@@ -107,7 +107,7 @@ def fit_lws(cache: dict, classifier: nn.Module, log: list, cfg=None, seed=0) -> 
     lws = train_on_features(LWSClassifier(linear_of(classifier)), cache, cfg, log, seed)
     return softmax_rule(lambda feats, _: lws(feats))
 
-# %% ../nbs/09_methods.ipynb #20d8fb6b
+# %% ../nbs/09_methods.ipynb #738239ef
 def fit_openmax_rule(cache: dict, classifier: nn.Module, log: list, tail_size: int = 20, alpha_rank: int = 10) -> Callable:
     "OpenMax on the logits; known probabilities renormalised, open score 1 - p(unknown)."
     logits, y = cache["train"]["logits"], cache["train"]["labels"]
@@ -128,7 +128,7 @@ def fit_fslwf(cache: dict, classifier: nn.Module, log: list, few_classes=()) -> 
     log.append(dict(epoch=1, imprinted_classes=len(few_classes)))
     return softmax_rule(lambda feats, _: head(feats))
 
-# %% ../nbs/09_methods.ipynb #27b101d1
+# %% ../nbs/09_methods.ipynb #62e3fb5c
 def fit_posthoc(method: str, # one of config.POSTHOC_METHODS
                 cache: dict, # split -> {"features", "logits", "labels"} (CPU tensors)
                 classifier: nn.Module, # the stage-1 model's classifier (CPU)
@@ -145,9 +145,12 @@ def fit_posthoc(method: str, # one of config.POSTHOC_METHODS
         elif method == "crt": rule = fit_crt(cache, classifier, log, cfg, cfg.seed)
         elif method == "lws": rule = fit_lws(cache, classifier, log, cfg, cfg.seed)
         elif method == "openmax": rule = fit_openmax_rule(cache, classifier, log)
+        elif method == "logit_adjust_posthoc":
+            rule = softmax_rule(lambda feats, logits: logit_adjust_posthoc(logits, train_counts))
         elif method == "fslwf":
             few = shot_groups(train_counts, rule=cfg.shot_rule, many_threshold=many_threshold, few_threshold=few_threshold)["few"]
             rule = fit_fslwf(cache, classifier, log, few)
         else:
-            raise ValueError(f"method={method!r} has no post-hoc stage; choose one of: crt, tau_norm, lws, ncm, openmax, fslwf")
+            raise ValueError(f"method={method!r} has no post-hoc stage; choose one of: "
+                             "crt, tau_norm, lws, ncm, openmax, fslwf, logit_adjust_posthoc")
     return rule, log
