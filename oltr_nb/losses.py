@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['OfficialAttract', 'disc_centroids_terms', 'DiscCentroidsLoss']
 
-# %% ../nbs/03_losses.ipynb #23765710
+# %% ../nbs/03_losses.ipynb #68ffc4c7
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# %% ../nbs/03_losses.ipynb #16d86fb6
+# %% ../nbs/03_losses.ipynb #222b52ef
 class OfficialAttract(torch.autograd.Function):
     "Attract term sum_i |f_i - c_{y_i}|^2 / 2 / B with the official backward (centroid step not scaled by the upstream gradient)."
     @staticmethod
@@ -28,7 +28,7 @@ class OfficialAttract(torch.autograd.Function):
         grad_centroids = torch.zeros_like(centroids).index_add_(0, labels, diff) / damping.unsqueeze(1)
         return -grad_output * diff / ctx.batch_size, None, grad_centroids * ctx.grad_scale / ctx.batch_size, None, None
 
-# %% ../nbs/03_losses.ipynb #804876b7
+# %% ../nbs/03_losses.ipynb #18e25b92
 _CENTROID_GRADS = ("official", "autograd")
 
 def disc_centroids_terms(features:torch.Tensor, # (B, D) features (the direct feature, officially)

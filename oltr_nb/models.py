@@ -9,7 +9,7 @@ __all__ = ['BACKBONES', 'CLASSIFIERS', 'OFFICIAL_MODELS', 'feature_map_side', 'M
            'OLTRModel', 'apply_bn_mode', 'build_model', 'compute_centroids', 'transfer_stage1',
            'freeze_backbone_except', 'save_official_checkpoint', 'load_official_checkpoint']
 
-# %% ../nbs/02_models.ipynb #e45afa8d
+# %% ../nbs/02_models.ipynb #d06fc771
 import math
 import warnings
 from pathlib import Path
@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-# %% ../nbs/02_models.ipynb #ec4bb5eb
+# %% ../nbs/02_models.ipynb #42516f9c
 def feature_map_side(in_size:int, # image side in pixels
                      small_input:bool=False, # stem without stride (3x3 stride-1 conv, no max-pool)
                      num_stages:int=4, # residual stages; each after the first halves the map
@@ -30,7 +30,7 @@ def feature_map_side(in_size:int, # image side in pixels
     for _ in range(halvings): side = (side - 1) // 2 + 1
     return side
 
-# %% ../nbs/02_models.ipynb #b982f102
+# %% ../nbs/02_models.ipynb #723d3656
 class ModulatedAttention(nn.Module):
     "OLTR's modulated attention: x + softmax-spatial-attention * conv_mask(non-local self-attention(x))."
     def __init__(self,
@@ -74,7 +74,7 @@ class ModulatedAttention(nn.Module):
         spatial_att, mask = self.attention_maps(x)
         return spatial_att * mask + x
 
-# %% ../nbs/02_models.ipynb #8a7348cd
+# %% ../nbs/02_models.ipynb #fc73b580
 _CONV_INITS = ("official", "kaiming")
 _ATTENTION_INITS = ("official", "identity")
 _SHORTCUTS = ("conv", "pad")
@@ -103,7 +103,7 @@ class PadShortcut(nn.Module):
         before = self.extra_channels // 2
         return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, before, self.extra_channels - before))
 
-# %% ../nbs/02_models.ipynb #dd1d9d97
+# %% ../nbs/02_models.ipynb #2efcc515
 class ResNetFeature(nn.Module):
     "OLTR's feature extractor: stem, residual stages, [modulated attention], global average pool, [relu(fc_add)]."
     def __init__(self,
@@ -173,7 +173,7 @@ def _check_choice(name, value, allowed):
     "ValueError naming the parameter when `value` is not one of `allowed`."
     if value not in allowed: raise ValueError(f"{name}={value!r} is not one of {list(allowed)}")
 
-# %% ../nbs/02_models.ipynb #90cb2da6
+# %% ../nbs/02_models.ipynb #54e5b4c5
 def resnet10_feature(attention:bool=False, # modulated attention after layer4
                      fc_add:bool=False, # relu(fc_add): 512 -> 512
                      in_size:int=224, # image side
@@ -219,7 +219,7 @@ def build_backbone(name:str, # one of BACKBONES: resnet10, resnet10_small, resne
     _check_choice("backbone", name, BACKBONES)
     return BACKBONES[name](attention=attention, fc_add=fc_add, in_size=in_size, in_channels=in_channels)
 
-# %% ../nbs/02_models.ipynb #c1b636a9
+# %% ../nbs/02_models.ipynb #e3db0f09
 class DotProductClassifier(nn.Module):
     "Stage-1 classifier: logits = fc(x)."
     def __init__(self, feat_dim:int, # D, feature size
@@ -263,7 +263,7 @@ class CosNormClassifier(nn.Module):
         unit_weight = self.weight / self.weight.norm(dim=1, keepdim=True)
         return self.scale * squash(x, self.squash) @ unit_weight.t(), {}
 
-# %% ../nbs/02_models.ipynb #5b812db8
+# %% ../nbs/02_models.ipynb #5984b226
 _REACHABILITY = ("official", "paper")
 
 class MetaEmbeddingClassifier(nn.Module):
@@ -313,7 +313,7 @@ class MetaEmbeddingClassifier(nn.Module):
         if not self.use_reachability: return torch.ones_like(min_dist)
         return (self.reach_scale if self.reachability == "official" else 1.0) / min_dist
 
-# %% ../nbs/02_models.ipynb #a06296e8
+# %% ../nbs/02_models.ipynb #805e2bed
 class OLTRModel(nn.Module):
     "Backbone + classifier + class centroids: `model(images)` -> dict(logits, features, **extras)."
     def __init__(self, backbone:nn.Module, # images -> (B, feat_dim), with attribute `feat_dim`
@@ -366,7 +366,7 @@ def apply_bn_mode(model:nn.Module, # OLTRModel (or a DDP wrapper of one)
                 m.eval()
     return model
 
-# %% ../nbs/02_models.ipynb #20ae0b9d
+# %% ../nbs/02_models.ipynb #a4071973
 CLASSIFIERS = {"dot": DotProductClassifier, "cosine": CosNormClassifier, "meta": MetaEmbeddingClassifier}
 
 def build_model(backbone:str="resnet10", # resnet10, resnet10_small, resnet152 or resnet32
@@ -384,7 +384,7 @@ def build_model(backbone:str="resnet10", # resnet10, resnet10_small, resnet152 o
     net = build_backbone(backbone, attention=attention, fc_add=fc_add, in_size=in_size, in_channels=in_channels)
     return OLTRModel(net, CLASSIFIERS[classifier](net.feat_dim, num_classes, **classifier_kwargs))
 
-# %% ../nbs/02_models.ipynb #216deceb
+# %% ../nbs/02_models.ipynb #72aa9123
 @torch.no_grad()
 def compute_centroids(model:nn.Module, # OLTRModel (or DDP wrapper)
                       loader, # yields (images, labels, index) batches of training images
@@ -414,7 +414,7 @@ def compute_centroids(model:nn.Module, # OLTRModel (or DDP wrapper)
     if empty: warnings.warn(f"compute_centroids: {len(empty)} classes have no images, their centroids are zero: {empty[:10]}")
     return (sums / counts.clamp_min(1).unsqueeze(1)).float()
 
-# %% ../nbs/02_models.ipynb #f1cf3ed3
+# %% ../nbs/02_models.ipynb #cff33e8e
 def transfer_stage1(stage1_model:nn.Module, # trained stage-1 OLTRModel (dot-product classifier)
                     stage2_model:nn.Module, # fresh stage-2 OLTRModel
                    )->list: # backbone keys of stage 2 that stayed new
@@ -435,7 +435,7 @@ def transfer_stage1(stage1_model:nn.Module, # trained stage-1 OLTRModel (dot-pro
         dst.classifier.fc_hallucinator.load_state_dict(fc.state_dict())
     return [k for k in dst_state if k not in src_state]
 
-# %% ../nbs/02_models.ipynb #15d2acce
+# %% ../nbs/02_models.ipynb #a2f78515
 _BN_STATS = ("update", "frozen")
 
 def freeze_backbone_except(model:nn.Module, # OLTRModel (or DDP wrapper)
@@ -450,7 +450,7 @@ def freeze_backbone_except(model:nn.Module, # OLTRModel (or DDP wrapper)
     net.train(net.training)
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
 
-# %% ../nbs/02_models.ipynb #293440f2
+# %% ../nbs/02_models.ipynb #b3a40736
 OFFICIAL_MODELS = {
     ("imagenet_lt", 1): dict(backbone="resnet10", attention=False, fc_add=False, classifier="dot", num_classes=1000),
     ("imagenet_lt", 2): dict(backbone="resnet10", attention=True, fc_add=True, classifier="meta", num_classes=1000),
