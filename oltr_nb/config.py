@@ -4,26 +4,26 @@
 
 # %% auto #0
 __all__ = ['DATASET_NAMES', 'METHOD_STAGES', 'POSTHOC_METHODS', 'HEADS', 'AMP_MODES', 'SAMPLERS', 'CHOICES', 'COMMON', 'PRESETS',
-           'CLASS_AWARE', 'DECOUPLED', 'METHOD_PRESETS', 'RESULT_NEUTRAL', 'ExperimentConfig', 'validate',
-           'make_config', 'project_root', 'default_runs_dir', 'run_dir', 'config_dict', 'config_sha256',
+           'CLASS_AWARE', 'DECOUPLED', 'METHOD_PRESETS', 'RESULT_NEUTRAL', 'ExperimentConfig', 'check_allowed',
+           'validate', 'make_config', 'project_root', 'default_runs_dir', 'run_dir', 'config_dict', 'config_sha256',
            'config_from_dict']
 
-# %% ../nbs/00_config.ipynb #0b02a3e9
+# %% ../nbs/00_config.ipynb #03191715
 import dataclasses, hashlib, json, os
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Optional
 
-# %% ../nbs/00_config.ipynb #8c5f095d
+# %% ../nbs/00_config.ipynb #ba6e576b
 DATASET_NAMES = ("digits_lt", "fashion_mnist_lt", "cifar10_lt", "cifar100_lt", "imagenet_lt", "places_lt")
 METHOD_STAGES = {  # method -> its stages; stage 1 always trains a backbone and a head
     "plain": (1,), "msp": (1,), "oltr": (1, 2),
     "focal": (1,), "lifted": (1,), "range": (1,),
     "logit_adjust": (1,), "balanced_softmax": (1,), "cb_ce": (1,), "cb_focal": (1,), "ldam_drw": (1,),
     "openmax": (1, 2), "crt": (1, 2), "tau_norm": (1, 2), "lws": (1, 2), "ncm": (1, 2), "fslwf": (1, 2),
-    "logit_adjust_posthoc": (1, 2),
+    "logit_adjust_posthoc": (1, 2), "range_openmax": (1, 2),
 }
-POSTHOC_METHODS = ("openmax", "crt", "tau_norm", "lws", "ncm", "fslwf", "logit_adjust_posthoc")  # stage 2 works on cached stage-1 features
+POSTHOC_METHODS = ("openmax", "crt", "tau_norm", "lws", "ncm", "fslwf", "logit_adjust_posthoc", "range_openmax")  # stage 2 works on cached stage-1 features
 HEADS = ("dot", "cosine", "fslwf")  # stage-1 classifier heads
 AMP_MODES = ("bf16", "fp16", "none")
 SAMPLERS = ("none", "class_aware", "class_balanced", "sqrt")
@@ -42,7 +42,7 @@ CHOICES = dict(  # every parameter with a fixed set of values
     head=HEADS,
 )
 
-# %% ../nbs/00_config.ipynb #93a6b2e3
+# %% ../nbs/00_config.ipynb #53e963b0
 COMMON = dict(momentum=0.9, weight_decay=5e-4, lr_gamma=0.1, batch_size=128, feat_dim=512,
               open_threshold=0.1, ce_weight=1.0, centroid_weight=0.01, num_samples_cls=4)
 
@@ -77,13 +77,13 @@ PRESETS[("cifar100_lt", 2)] = dict(PRESETS[("cifar10_lt", 2)])
 CLASS_AWARE = dict(sampler="class_aware")  # the paper trains its comparison baselines with class-aware sampling
 DECOUPLED = dict(epochs=10, lr_step=10, cls_lr=0.1, sampler="class_balanced")  # cRT / LWS on cached features
 METHOD_PRESETS = {  # (method, stage) -> changes to the dataset preset
-    ("focal", 1): CLASS_AWARE, ("lifted", 1): CLASS_AWARE, ("range", 1): CLASS_AWARE,
+    ("focal", 1): CLASS_AWARE, ("lifted", 1): CLASS_AWARE, ("range", 1): CLASS_AWARE, ("range_openmax", 1): CLASS_AWARE,
     ("fslwf", 1): dict(CLASS_AWARE, head="fslwf"),
     ("ldam_drw", 1): dict(head="cosine"),
     ("crt", 2): DECOUPLED, ("lws", 2): DECOUPLED,
 }
 
-# %% ../nbs/00_config.ipynb #a4074cc9
+# %% ../nbs/00_config.ipynb #ad94777c
 @dataclass
 class ExperimentConfig:
     "Every value one stage of one run uses."
@@ -147,8 +147,8 @@ class ExperimentConfig:
     needs_pretrained: bool = False
     max_steps_per_epoch: Optional[int] = None  # cap for smoke tests; None: floor(N_train / batch)
 
-# %% ../nbs/00_config.ipynb #4e425077
-def _allowed(name, value, allowed):
+# %% ../nbs/00_config.ipynb #db6e2532
+def check_allowed(name, value, allowed):
     "Raise ValueError unless `value` is one of `allowed`."
     if value not in allowed:
         raise ValueError(f"{name}={value!r} is not allowed; choose one of: {', '.join(map(str, allowed))}")
@@ -159,14 +159,14 @@ def _positive(name, value, strict=True):
     if not ok:
         raise ValueError(f"{name}={value!r} must be a {'positive' if strict else 'non-negative'} number")
 
-# %% ../nbs/00_config.ipynb #f49beb90
+# %% ../nbs/00_config.ipynb #36bb6c64
 def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     "Check every field of `cfg`; raise ValueError naming the first bad parameter."
-    _allowed("dataset", cfg.dataset, DATASET_NAMES)
-    _allowed("method", cfg.method, tuple(METHOD_STAGES))
-    _allowed("stage", cfg.stage, METHOD_STAGES[cfg.method])
+    check_allowed("dataset", cfg.dataset, DATASET_NAMES)
+    check_allowed("method", cfg.method, tuple(METHOD_STAGES))
+    check_allowed("stage", cfg.stage, METHOD_STAGES[cfg.method])
     for name, allowed in CHOICES.items():
-        _allowed(name, getattr(cfg, name), allowed)
+        check_allowed(name, getattr(cfg, name), allowed)
     for name in ("epochs", "batch_size", "in_size", "feat_dim", "num_samples_cls", "log_every", "lr_scale",
                  "feat_lr", "cls_lr", "reach_scale", "cos_scale"):
         _positive(name, getattr(cfg, name))
@@ -185,12 +185,12 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         raise ValueError(f"batch_size={cfg.batch_size} must be a multiple of num_samples_cls={cfg.num_samples_cls}")
     return cfg
 
-# %% ../nbs/00_config.ipynb #9f54e181
+# %% ../nbs/00_config.ipynb #f17a0dab
 def make_config(dataset="digits_lt", method="oltr", stage=1, **overrides) -> ExperimentConfig:
     "The preset for `dataset` and `stage`, with `overrides` on top, validated."
-    _allowed("dataset", dataset, DATASET_NAMES)
-    _allowed("method", method, tuple(METHOD_STAGES))
-    _allowed("stage", stage, METHOD_STAGES[method])
+    check_allowed("dataset", dataset, DATASET_NAMES)
+    check_allowed("method", method, tuple(METHOD_STAGES))
+    check_allowed("stage", stage, METHOD_STAGES[method])
     known = {f.name for f in dataclasses.fields(ExperimentConfig)}
     unknown = sorted(set(overrides) - known)
     if unknown:
@@ -200,7 +200,7 @@ def make_config(dataset="digits_lt", method="oltr", stage=1, **overrides) -> Exp
               **{k: v for k, v in overrides.items() if v is not None}}
     return validate(ExperimentConfig(dataset=dataset, method=method, stage=stage, **values))
 
-# %% ../nbs/00_config.ipynb #a5c49cae
+# %% ../nbs/00_config.ipynb #a76f4b45
 def project_root(start: Optional[Path] = None) -> Optional[Path]:
     "The nearest folder at or above `start` (default: the working directory) holding pyproject.toml."
     here = Path(start or Path.cwd()).resolve()
@@ -217,7 +217,7 @@ def run_dir(cfg: ExperimentConfig) -> Path:
     base = Path(cfg.out_dir) if cfg.out_dir else default_runs_dir()
     return base / cfg.dataset / cfg.method / f"seed{cfg.seed}" / f"stage{cfg.stage}"
 
-# %% ../nbs/00_config.ipynb #1204fdb7
+# %% ../nbs/00_config.ipynb #5ea0979c
 RESULT_NEUTRAL = ("out_dir", "data_root", "pretrained", "init_from", "resume", "device", "num_workers", "log_every")
 
 def config_dict(cfg: ExperimentConfig) -> dict:

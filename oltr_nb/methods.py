@@ -6,7 +6,7 @@
 __all__ = ['HeadClassifier', 'make_head', 'cache_key', 'cache_is_fresh', 'linear_of', 'softmax_rule', 'fit_tau_norm', 'fit_ncm',
            'train_on_features', 'fit_crt', 'fit_lws', 'fit_openmax_rule', 'fit_fslwf', 'fit_posthoc']
 
-# %% ../nbs/09_methods.ipynb #e5741e34
+# %% ../nbs/09_methods.ipynb #475bc878
 import math
 from typing import Callable
 
@@ -20,7 +20,7 @@ from .baselines import (FSLwFClassifier, LWSClassifier, NCMClassifier, choose_ta
 from .data import make_sampler
 from .metrics import shot_groups
 
-# %% ../nbs/09_methods.ipynb #534ba4a7
+# %% ../nbs/09_methods.ipynb #5b0e6090
 class HeadClassifier(nn.Module):
     "Adapt a (B, D) -> (B, C) head to the classifier interface of OLTRModel."
     def __init__(self, head: nn.Module, # maps features to logits
@@ -41,7 +41,7 @@ def make_head(kind: str, # "cosine" or "fslwf" (the dot-product head is models.D
         return HeadClassifier(FSLwFClassifier(feat_dim, num_classes), feat_dim, num_classes)
     raise ValueError(f"head={kind!r} is not allowed here; choose one of: cosine, fslwf")
 
-# %% ../nbs/09_methods.ipynb #c1f485dc
+# %% ../nbs/09_methods.ipynb #2a43b56f
 def cache_key(ckpt: dict) -> dict:
     "What identifies the stage-1 checkpoint a feature cache was computed from."
     return dict(step=int(ckpt["step"]), best_epoch=int(ckpt["best_epoch"]), best_acc=float(ckpt["best_acc"]))
@@ -50,7 +50,7 @@ def cache_is_fresh(cache: dict, ckpt: dict) -> bool:
     "True when `cache` was computed from `ckpt`."
     return cache.get("key") == cache_key(ckpt)
 
-# %% ../nbs/09_methods.ipynb #10b214f2
+# %% ../nbs/09_methods.ipynb #e735158d
 def linear_of(classifier: nn.Module) -> nn.Linear:
     "The Linear layer of a stage-1 dot-product classifier."
     fc = getattr(classifier, "fc", None)
@@ -59,8 +59,8 @@ def linear_of(classifier: nn.Module) -> nn.Linear:
     return fc
 
 def softmax_rule(logits_fn: Callable) -> Callable:
-    "A rule that turns `logits_fn(features, logits)` into (softmax probs, no open score)."
-    return lambda feats, logits: (torch.softmax(logits_fn(feats, logits).float(), 1), None)
+    "A rule that turns `logits_fn(features, logits)` into (softmax probs, no open score, no own rejection)."
+    return lambda feats, logits: (torch.softmax(logits_fn(feats, logits).float(), 1), None, None)
 
 def fit_tau_norm(cache: dict, classifier: nn.Module, log: list) -> Callable:
     "tau-norm with tau chosen on val."
@@ -76,7 +76,7 @@ def fit_ncm(cache: dict, classifier: nn.Module, log: list) -> Callable:
     ncm = NCMClassifier(f.shape[1], int(y.max()) + 1).fit(f, y)
     return softmax_rule(lambda feats, _: ncm(feats))
 
-# %% ../nbs/09_methods.ipynb #b9b44407
+# %% ../nbs/09_methods.ipynb #a284661c
 def train_on_features(module: nn.Module, cache: dict, cfg, log: list, seed: int) -> nn.Module:
     "Train `module` (features -> logits) on cached training features with the config's sampler and SGD."
     f, y = cache["train"]["features"], cache["train"]["labels"]
@@ -107,15 +107,19 @@ def fit_lws(cache: dict, classifier: nn.Module, log: list, cfg=None, seed=0) -> 
     lws = train_on_features(LWSClassifier(linear_of(classifier)), cache, cfg, log, seed)
     return softmax_rule(lambda feats, _: lws(feats))
 
-# %% ../nbs/09_methods.ipynb #738239ef
-def fit_openmax_rule(cache: dict, classifier: nn.Module, log: list, tail_size: int = 20, alpha_rank: int = 10) -> Callable:
-    "OpenMax on the logits; known probabilities renormalised, open score 1 - p(unknown)."
+# %% ../nbs/09_methods.ipynb #29a0a6a3
+def fit_openmax_rule(cache: dict, classifier: nn.Module, log: list, threshold: float = 0.1, tail_size: int = 20,
+                     alpha_rank: int = 10) -> Callable:
+    "OpenMax on the logits: renormalised known probabilities, open score 1 - p(unknown), its own rejections."
     logits, y = cache["train"]["logits"], cache["train"]["labels"]
-    fit = fit_openmax(logits, y, logits.argmax(1), classifier.num_classes, tail_size=tail_size)
+    C = classifier.num_classes
+    fit = fit_openmax(logits, y, logits.argmax(1), C, tail_size=tail_size)
     def rule(feats, logits):
         p = torch.from_numpy(openmax_probs(fit, logits, alpha_rank=min(alpha_rank, logits.shape[1]))).float()
-        known = p[:, :-1]
-        return known / known.sum(1, keepdim=True).clamp_min(1e-12), 1 - p[:, -1]
+        known, mass = p[:, :-1], p[:, :-1].sum(1, keepdim=True)
+        probs = torch.where(mass > 1e-12, known / mass.clamp_min(1e-12), torch.full_like(known, 1 / C))
+        reject = (p.argmax(1) == C) | (p.max(1).values < threshold)
+        return probs, 1 - p[:, -1], reject
     return rule
 
 def fit_fslwf(cache: dict, classifier: nn.Module, log: list, few_classes=()) -> Callable:
@@ -128,7 +132,7 @@ def fit_fslwf(cache: dict, classifier: nn.Module, log: list, few_classes=()) -> 
     log.append(dict(epoch=1, imprinted_classes=len(few_classes)))
     return softmax_rule(lambda feats, _: head(feats))
 
-# %% ../nbs/09_methods.ipynb #62e3fb5c
+# %% ../nbs/09_methods.ipynb #7573df2d
 def fit_posthoc(method: str, # one of config.POSTHOC_METHODS
                 cache: dict, # split -> {"features", "logits", "labels"} (CPU tensors)
                 classifier: nn.Module, # the stage-1 model's classifier (CPU)
@@ -136,7 +140,7 @@ def fit_posthoc(method: str, # one of config.POSTHOC_METHODS
                 train_counts, # (C,) training images per class
                 many_threshold: int = 100, few_threshold: int = 20, # the dataset's shot thresholds
                ) -> tuple: # (rule, log rows)
-    "Fit the post-hoc second stage of `method`; `rule(features, logits) -> (probs, open_score)`."
+    "Fit the post-hoc second stage of `method`; `rule(features, logits) -> (probs, open_score, reject)`."
     log = []
     classifier = classifier.cpu().eval()
     with torch.enable_grad():
@@ -144,7 +148,7 @@ def fit_posthoc(method: str, # one of config.POSTHOC_METHODS
         elif method == "ncm": rule = fit_ncm(cache, classifier, log)
         elif method == "crt": rule = fit_crt(cache, classifier, log, cfg, cfg.seed)
         elif method == "lws": rule = fit_lws(cache, classifier, log, cfg, cfg.seed)
-        elif method == "openmax": rule = fit_openmax_rule(cache, classifier, log)
+        elif method in ("openmax", "range_openmax"): rule = fit_openmax_rule(cache, classifier, log, cfg.open_threshold)
         elif method == "logit_adjust_posthoc":
             rule = softmax_rule(lambda feats, logits: logit_adjust_posthoc(logits, train_counts))
         elif method == "fslwf":
@@ -152,5 +156,5 @@ def fit_posthoc(method: str, # one of config.POSTHOC_METHODS
             rule = fit_fslwf(cache, classifier, log, few)
         else:
             raise ValueError(f"method={method!r} has no post-hoc stage; choose one of: "
-                             "crt, tau_norm, lws, ncm, openmax, fslwf, logit_adjust_posthoc")
+                             "crt, tau_norm, lws, ncm, openmax, range_openmax, fslwf, logit_adjust_posthoc")
     return rule, log

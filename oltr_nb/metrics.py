@@ -7,14 +7,14 @@ __all__ = ['SHOT_RULES', 'SHOT_GROUPS', 'shot_groups', 'class_groups', 'per_clas
            'open_f_measure', 'fpr_at_tpr', 'open_detection', 'oscr', 'reliability_curve', 'expected_calibration_error',
            'evaluate', 'aggregate']
 
-# %% ../nbs/04_metrics.ipynb #70a5a328
+# %% ../nbs/04_metrics.ipynb #6817c827
 import math
 import numpy as np
 import pandas as pd
 from scipy import stats
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score, roc_curve
 
-# %% ../nbs/04_metrics.ipynb #adba4b04
+# %% ../nbs/04_metrics.ipynb #7799a396
 def _as_labels(labels, name="labels"):
     "`labels` as a 1-D int64 array, or a ValueError naming `name`."
     arr = np.asarray(labels)
@@ -54,7 +54,7 @@ def _float(x):
     "`x` as a python float, or None when it is None or NaN."
     return None if x is None or np.isnan(x) else float(x)
 
-# %% ../nbs/04_metrics.ipynb #a8e6bf98
+# %% ../nbs/04_metrics.ipynb #1d4eff70
 SHOT_RULES = ("paper", "code")
 SHOT_GROUPS = ("many", "medium", "few")
 
@@ -85,7 +85,7 @@ def class_groups(
     for g in SHOT_GROUPS: names[groups[g]] = g
     return names
 
-# %% ../nbs/04_metrics.ipynb #3a0e1da5
+# %% ../nbs/04_metrics.ipynb #fa0ce09e
 def per_class_accuracy(
     preds, # (N,) predicted class, -1 for a rejection
     labels, # (N,) true class, -1 for an open image (ignored)
@@ -119,7 +119,7 @@ def shot_accuracy(
         out[g] = float(present.mean()) if present.size else None
     return out
 
-# %% ../nbs/04_metrics.ipynb #5c1e8a2f
+# %% ../nbs/04_metrics.ipynb #4c199e7f
 def open_predictions(
     probs, # (N, C) softmax probabilities over the known classes
     threshold:float=0.1, # reject when the max probability is below this (paper: 0.1)
@@ -131,7 +131,7 @@ def open_predictions(
     preds[probs.max(1).astype(np.float64) < threshold] = -1
     return preds
 
-# %% ../nbs/04_metrics.ipynb #0f508df6
+# %% ../nbs/04_metrics.ipynb #477a508a
 def open_f_measure(
     preds, # (N,) predicted class, -1 for a rejection
     labels, # (N,) true class, -1 for an open image
@@ -151,7 +151,7 @@ def open_f_measure(
     precision, recall = tp / (tp + fp), tp / (tp + fn)
     return float(2 * precision * recall / (precision + recall + eps))
 
-# %% ../nbs/04_metrics.ipynb #a2d1a082
+# %% ../nbs/04_metrics.ipynb #18ccc777
 def _open_mask(labels):
     "Boolean (N,) mask of open images; ValueError when there are no known or no open images."
     is_open = labels == -1
@@ -190,7 +190,7 @@ def open_detection(
             "aupr": float(average_precision_score(is_open, -score)),
             "fpr95": fpr_at_tpr(score, labels, tpr)}
 
-# %% ../nbs/04_metrics.ipynb #2268fce0
+# %% ../nbs/04_metrics.ipynb #fcd1f668
 def oscr(
     open_score, # (N,) higher = more likely a known image
     preds, # (N,) closed-set predicted class
@@ -207,7 +207,7 @@ def oscr(
     fpr = np.r_[0, np.cumsum(opened)[last_of_tie]] / is_open.sum()
     return float(np.sum(np.diff(fpr) * (ccr[1:] + ccr[:-1]) / 2))
 
-# %% ../nbs/04_metrics.ipynb #95a03250
+# %% ../nbs/04_metrics.ipynb #cab25123
 def reliability_curve(
     probs, # (N, C) softmax probabilities over the known classes
     labels, # (N,) true class; open images (-1) are left out
@@ -238,7 +238,7 @@ def expected_calibration_error(
     if used.empty: return None
     return float(np.sum(used["count"] * (used["accuracy"] - used["confidence"]).abs()) / used["count"].sum())
 
-# %% ../nbs/04_metrics.ipynb #dde88e98
+# %% ../nbs/04_metrics.ipynb #aa3f0540
 def _closed_metrics(probs, labels, known, preds, train_counts, shot_kw, n_bins):
     "The `closed` section of metrics.json from the known images."
     y, yhat = labels[known], preds[known]
@@ -265,6 +265,7 @@ def evaluate(
     many_threshold:int=100, # boundary of the many-shot group
     few_threshold:int=20, # boundary of the few-shot group
     open_score=None, # (N,) the method's known-ness score (higher = known); default max probability
+    reject=None, # (N,) bool, the method's own rejections (e.g. OpenMax's unknown class), added to the threshold rule
     tpr:float=0.95, # known images kept for the FPR95 threshold
     n_bins:int=15, # ECE bins
 )->dict: # {"closed", "open", "shots", "per_class", "notes"}, python floats, JSON-serialisable
@@ -279,6 +280,10 @@ def evaluate(
     shot_kw = dict(rule=rule, many_threshold=many_threshold, few_threshold=few_threshold)
     groups, notes = shot_groups(counts, **shot_kw), []
     closed_preds, open_preds = probs.argmax(1), open_predictions(probs, threshold)
+    if reject is not None:
+        reject = np.asarray(reject, dtype=bool)
+        _same_length(reject, labels, "reject", "labels")
+        open_preds[reject] = -1
     closed = _closed_metrics(probs, labels, known, closed_preds, counts, shot_kw, n_bins)
     open_ = {"top1": float(np.mean(open_preds[known] == labels[known])),
              **shot_accuracy(open_preds[known], labels[known], counts, **shot_kw),
@@ -294,7 +299,7 @@ def evaluate(
     return {"closed": closed, "open": open_, "shots": shots,
             "per_class": _per_class(closed_preds, open_preds, labels, counts, shot_kw), "notes": notes}
 
-# %% ../nbs/04_metrics.ipynb #a8860bea
+# %% ../nbs/04_metrics.ipynb #a6b8e074
 def _summary(values):
     "Mean, t-based 95% CI half-width, count and missing count of numbers, skipping None."
     xs = np.array([v for v in values if v is not None], dtype=np.float64)

@@ -12,7 +12,7 @@ __all__ = ['TUPLE_FIELDS', 'FLOAT_FIELDS', 'INT_FIELDS', 'seed_everything', 'res
            'write_evaluation', 'device_name', 'parse_stages', 'stage_configs', 'run_stages', 'read_result', 'cli_args',
            'launch_torchrun', 'make_parser', 'main', 'feature_cache', 'posthoc_stage']
 
-# %% ../nbs/05_train.ipynb #f03fc525
+# %% ../nbs/05_train.ipynb #2e96b03d
 import csv, json, math, os, random, subprocess, sys, tempfile, time, warnings, argparse
 from contextlib import nullcontext
 from dataclasses import replace
@@ -30,7 +30,7 @@ import oltr_nb
 from torch.utils.data import DataLoader, Subset
 
 from .config import (ExperimentConfig, make_config, config_dict, config_sha256, config_from_dict, run_dir,
-                            METHOD_STAGES, POSTHOC_METHODS, DATASET_NAMES, project_root, validate)
+                            METHOD_STAGES, POSTHOC_METHODS, DATASET_NAMES, project_root, validate, check_allowed)
 from .data import build_data, make_sampler, open_test, ShardedShuffleSampler
 from .models import build_model, compute_centroids, transfer_stage1, freeze_backbone_except, OLTRModel
 from .losses import DiscCentroidsLoss
@@ -38,7 +38,7 @@ from .metrics import evaluate
 from .baselines import make_criterion
 from .methods import make_head, fit_posthoc, cache_key, cache_is_fresh
 
-# %% ../nbs/05_train.ipynb #e26a81f7
+# %% ../nbs/05_train.ipynb #34632feb
 def seed_everything(seed: int, # one seed for python, numpy and torch
                     deterministic: bool = False): # also ask torch for deterministic algorithms
     "Seed every random number generator the run uses."
@@ -58,7 +58,7 @@ def resolve_device(name: str = "auto") -> torch.device: # "auto", "cpu", "cuda" 
         name = f"cuda:{os.environ['LOCAL_RANK']}"
     return torch.device(name)
 
-# %% ../nbs/05_train.ipynb #be0d6983
+# %% ../nbs/05_train.ipynb #c64adb9c
 def world() -> tuple:
     "(rank, world_size) of this process; (0, 1) outside torchrun."
     if dist.is_available() and dist.is_initialized():
@@ -81,7 +81,7 @@ def all_reduce_sum(*tensors):
             dist.all_reduce(t)
     return tensors
 
-# %% ../nbs/05_train.ipynb #84faa002
+# %% ../nbs/05_train.ipynb #3f5b67f3
 def make_loader(dataset, cfg: ExperimentConfig, sampler, device=torch.device("cpu")):
     "The training DataLoader: the run's batch size (per rank), its sampler, workers and pinned memory."
     _, ws = world()
@@ -101,7 +101,7 @@ def rank_share(dataset):
     rank, ws = world()
     return dataset if ws == 1 else Subset(dataset, range(rank, len(dataset), ws))
 
-# %% ../nbs/05_train.ipynb #74edb6fe
+# %% ../nbs/05_train.ipynb #47037dda
 def build_stage_model(cfg: ExperimentConfig, data) -> nn.Module:
     "The stage's model, on the CPU, freshly initialised."
     meta = cfg.method == "oltr" and cfg.stage == 2
@@ -134,7 +134,7 @@ def load_pretrained_backbone(model: nn.Module, path: Optional[str]):
                          f"({len(unexpected)} of {len(state)} keys unknown, e.g. {unexpected[:3]})")
     return missing
 
-# %% ../nbs/05_train.ipynb #7f77d7c7
+# %% ../nbs/05_train.ipynb #a22bf76e
 def lr_factor(cfg: ExperimentConfig, epoch: int) -> float:
     "The schedule's multiplier of the base learning rate during `epoch` (0-based)."
     if cfg.warmup_epochs and epoch < cfg.warmup_epochs:
@@ -155,7 +155,7 @@ def make_optimizers(cfg: ExperimentConfig, model: nn.Module, centroid_loss=None)
     scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, lambda e: lr_factor(cfg, e)) for k, o in opts.items()}
     return opts, scheds
 
-# %% ../nbs/05_train.ipynb #ab619f23
+# %% ../nbs/05_train.ipynb #ddf76b1b
 def atomic_save(obj, path: Path):
     "torch.save `obj` to `path` through a temporary file, fsync and rename."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -184,7 +184,7 @@ def set_rng_state(state: dict):
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
-# %% ../nbs/05_train.ipynb #059354a5
+# %% ../nbs/05_train.ipynb #960a8111
 def autocast_ctx(cfg: ExperimentConfig, device: torch.device):
     "bf16 (or fp16) autocast on CUDA; nothing on the CPU."
     if device.type != "cuda" or cfg.amp == "none":
@@ -241,7 +241,7 @@ def closed_top1(pred: dict) -> float:
     known = pred["labels"] >= 0
     return float((pred["probs"][known].argmax(1) == pred["labels"][known]).mean())
 
-# %% ../nbs/05_train.ipynb #b02266c9
+# %% ../nbs/05_train.ipynb #03243e60
 class NonFiniteLoss(RuntimeError):
     "The loss became NaN or infinite."
 
@@ -254,7 +254,7 @@ def check_finite(losses: list, first_step: int, epoch: int):
         raise NonFiniteLoss(f"loss is {values[bad[0]].item()} at epoch {epoch + 1}, global step {step}; "
                             f"stopped without saving, the last good checkpoint is kept")
 
-# %% ../nbs/05_train.ipynb #ad0a237f
+# %% ../nbs/05_train.ipynb #ea77e53c
 def stage_losses(cfg: ExperimentConfig, out: dict, labels, criterion, centroid_loss) -> dict:
     "The method's classification loss and, in OLTR's stage 2, the weighted discriminative centroid loss."
     losses = {"cls": cfg.ce_weight * criterion(out["logits"].float(), labels, out["features"].float())}
@@ -271,7 +271,7 @@ def log_row(path: Path, row: dict):
         if new: w.writeheader()
         w.writerow(row)
 
-# %% ../nbs/05_train.ipynb #e586b73c
+# %% ../nbs/05_train.ipynb #f266ab36
 def prepare_stage(cfg: ExperimentConfig, data, device: torch.device):
     "Model, criterion, centroid loss, optimizers and schedules of a stage, initialised as the official code does."
     model = build_stage_model(cfg, data)
@@ -318,7 +318,7 @@ def reduce_sums(sums, counts):
     all_reduce_sum(sums, counts)
     return sums, counts
 
-# %% ../nbs/05_train.ipynb #65c03d52
+# %% ../nbs/05_train.ipynb #57e89463
 def train_stage(cfg: ExperimentConfig, data=None, until_epoch: Optional[int] = None, progress: bool = True) -> dict:
     "Train one stage; resume from last.pt if `cfg.resume`; evaluate the best checkpoint on test + open."
     started = time.time()
@@ -374,7 +374,7 @@ def train_stage(cfg: ExperimentConfig, data=None, until_epoch: Optional[int] = N
         return dict(run_dir=str(out_dir), stopped_at_epoch=state["epoch"])
     return final_evaluation(cfg, unwrap(model), data, device, out_dir, started)
 
-# %% ../nbs/05_train.ipynb #3c4d32f9
+# %% ../nbs/05_train.ipynb #e0e19779
 def run_epoch(cfg, train_model, model, criterion, centroid_loss, loader, opts, scaler, device, epoch, steps, step0,
               progress):
     "One epoch of `steps` optimisation steps; returns the mean of each loss term."
@@ -421,7 +421,7 @@ def make_writer(out_dir: Path):
     from torch.utils.tensorboard import SummaryWriter
     return SummaryWriter(log_dir=str(out_dir / "tb"))
 
-# %% ../nbs/05_train.ipynb #19e5e8fc
+# %% ../nbs/05_train.ipynb #8092c4f5
 def training_state(model, centroid_loss, opts, scheds, scaler, state, cfg) -> dict:
     "Everything a checkpoint holds."
     return dict(model=model.state_dict(), centroid_loss=centroid_loss.state_dict() if centroid_loss else None,
@@ -441,7 +441,7 @@ def load_training_state(path: Path, model, centroid_loss, opts, scheds, scaler) 
     set_rng_state(ckpt["rng"])
     return {k: ckpt[k] for k in ("epoch", "step", "best_acc", "best_epoch")}
 
-# %% ../nbs/05_train.ipynb #d3ef5ade
+# %% ../nbs/05_train.ipynb #c8938619
 def git_sha() -> Optional[str]:
     "The project's current commit, or None outside a git checkout."
     root = project_root(Path(oltr_nb.__file__).parent)
@@ -459,11 +459,11 @@ def final_evaluation(cfg, model, data, device, out_dir: Path, started: float) ->
     return write_evaluation(cfg, data, pred, out_dir, started, device, ckpt["best_epoch"], ckpt["best_acc"])
 
 def write_evaluation(cfg, data, pred: dict, out_dir: Path, started: float, device, best_epoch: int, val_top1: float,
-                     open_score=None) -> dict:
+                     open_score=None, reject=None) -> dict:
     "Metrics of `pred` (test + open) in the metrics.json contract; eval/metrics.json, per_class.csv, logits.npz."
     metrics = evaluate(pred["probs"], pred["labels"], data.train_counts, threshold=cfg.open_threshold,
                        rule=cfg.shot_rule, many_threshold=data.many_threshold, few_threshold=data.few_threshold,
-                       open_score=open_score)
+                       open_score=open_score, reject=reject)
     per_class = metrics.pop("per_class")
     if any(data.skipped.values()):
         metrics["skipped_images"] = {k: len(v) for k, v in data.skipped.items()}
@@ -489,9 +489,10 @@ def device_name(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     return f"cpu ({torch.get_num_threads()} threads)"
 
-# %% ../nbs/05_train.ipynb #81ebba1c
+# %% ../nbs/05_train.ipynb #7c86153a
 def parse_stages(stages, method: str) -> tuple:
     "Stages as a tuple of ints from '1', '2', '1,2' or a sequence; checked against the method."
+    check_allowed("method", method, tuple(METHOD_STAGES))
     if stages is None:
         return METHOD_STAGES[method]
     parts = stages.split(",") if isinstance(stages, str) else list(stages)
@@ -523,7 +524,7 @@ def read_result(cfg: ExperimentConfig) -> dict:
     out = run_dir(cfg)
     return dict(run_dir=str(out), metrics=json.loads((out / "eval" / "metrics.json").read_text()))
 
-# %% ../nbs/05_train.ipynb #e3cd02da
+# %% ../nbs/05_train.ipynb #9a857d74
 def cli_args(cfg: ExperimentConfig, stages=None) -> list:
     "`oltr-train` arguments that reproduce `cfg` (all stages of `stages`)."
     args = ["--dataset", cfg.dataset, "--method", cfg.method, "--stages", ",".join(map(str, stages or (cfg.stage,)))]
@@ -548,7 +549,7 @@ def launch_torchrun(cfgs: list, nproc: int):
     if proc.wait():
         raise RuntimeError(f"torchrun exited with status {proc.returncode}: {' '.join(cmd)}")
 
-# %% ../nbs/05_train.ipynb #8be2061d
+# %% ../nbs/05_train.ipynb #ab836e8d
 def _arg_type(value):
     "argparse type for a config field whose default is `value`."
     if isinstance(value, bool): return None
@@ -605,11 +606,11 @@ def main(argv=None):
     if dist.is_initialized():
         dist.destroy_process_group()
 
-# %% ../nbs/05_train.ipynb #00241dde
+# %% ../nbs/05_train.ipynb #bf420b1f
 if __name__ == "__main__":
     main()
 
-# %% ../nbs/05_train.ipynb #9b8fffab
+# %% ../nbs/05_train.ipynb #3dfc8a82
 def feature_cache(model, data, cfg, device, ckpt: dict, path: Path) -> dict:
     "Features, logits and labels of train (eval transforms), val and test + open; read from `path` when fresh."
     if path.exists():
@@ -637,9 +638,9 @@ def posthoc_stage(cfg: ExperimentConfig, data, device: torch.device, out_dir: Pa
     cache = feature_cache(model, data, cfg, device, ckpt, src.parent / "features.pt")
     rule, log = fit_posthoc(cfg.method, cache, unwrap(model).classifier, cfg, data.train_counts,
                             many_threshold=data.many_threshold, few_threshold=data.few_threshold)
-    preds, scores = {}, {}
+    preds, scores, rejects = {}, {}, {}
     for name in ("val", "test"):
-        probs, scores[name] = rule(cache[name]["features"], cache[name]["logits"])
+        probs, scores[name], rejects[name] = rule(cache[name]["features"], cache[name]["logits"])
         preds[name] = dict(probs=probs.detach().numpy(), labels=cache[name]["labels"].numpy(),
                            logits=cache[name]["logits"].numpy())
     val_acc = closed_top1(preds["val"])
@@ -647,5 +648,6 @@ def posthoc_stage(cfg: ExperimentConfig, data, device: torch.device, out_dir: Pa
     rows = [{**row, "val_top1": val_acc if i == len(rows) - 1 else None} for i, row in enumerate(rows)]
     if world()[0] == 0:
         for row in rows: log_row(out_dir / "log.csv", row)
-    score = None if scores["test"] is None else scores["test"].detach().numpy()
-    return write_evaluation(cfg, data, preds["test"], out_dir, started, device, ckpt["best_epoch"], val_acc, open_score=score)
+    score, reject = (None if x is None else x.detach().numpy() for x in (scores["test"], rejects["test"]))
+    return write_evaluation(cfg, data, preds["test"], out_dir, started, device, ckpt["best_epoch"], val_acc,
+                            open_score=score, reject=reject)
