@@ -6,7 +6,7 @@ appends it, with the machine, the command and the commit, to benchmarks/RESULTS.
 """
 from __future__ import annotations
 
-import argparse, dataclasses, math, os, platform, shlex, subprocess, sys, tempfile, time, warnings
+import argparse, math, os, platform, shlex, subprocess, sys, tempfile, time, warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from oltr_nb.data import ImageListDataset, build_data, eval_transform
 from oltr_nb.baselines import make_criterion
 from oltr_nb.losses import DiscCentroidsLoss
 from oltr_nb.models import build_model, compute_centroids
-from oltr_nb.speed import (FastEvalTransform, FastImageList, FastTrainTransform, BatchJpegAugment, RawJpegList,
+from oltr_nb.speed import (fast_bundle, FastEvalTransform, FastImageList, FastTrainTransform, BatchJpegAugment, RawJpegList,
                            collate_raw, official_train_transform, training_flops, write_synthetic_jpegs)
 from oltr_nb.train import make_optimizers, predict, stage_losses, train_stage
 
@@ -156,13 +156,6 @@ def bench_step(args, batch: int, steps: int, device) -> tuple:
     return rows, ratios, default, times
 
 # ---------------------------------------------------------------- end to end and evaluation
-def fast_bundle(data):
-    "The same DataBundle with the fast train and eval pipelines."
-    ev = FastEvalTransform()
-    wrap = lambda d: None if d is None else FastImageList(d, ev)
-    return dataclasses.replace(data, train=FastImageList(data.train, FastTrainTransform()), val=wrap(data.val),
-                               test=wrap(data.test), open=wrap(data.open), train_eval=wrap(data.train_eval))
-
 def bench_end_to_end(root: Path, args, batch: int, steps: int, device) -> list:
     "Stage 1 through train_stage: images/s of the epoch (log.csv), baseline vs fast data pipeline."
     data = build_data("imagenet_lt", data_root=root, split_dir=root / "e2e")

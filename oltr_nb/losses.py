@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['OfficialAttract', 'disc_centroids_terms', 'DiscCentroidsLoss']
 
-# %% ../nbs/03_losses.ipynb #68ffc4c7
+# %% ../nbs/03_losses.ipynb #9159fe31
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# %% ../nbs/03_losses.ipynb #222b52ef
+# %% ../nbs/03_losses.ipynb #8ea5786a
 class OfficialAttract(torch.autograd.Function):
     "Attract term sum_i |f_i - c_{y_i}|^2 / 2 / B with the official backward (centroid step not scaled by the upstream gradient)."
     @staticmethod
@@ -28,7 +28,7 @@ class OfficialAttract(torch.autograd.Function):
         grad_centroids = torch.zeros_like(centroids).index_add_(0, labels, diff) / damping.unsqueeze(1)
         return -grad_output * diff / ctx.batch_size, None, grad_centroids * ctx.grad_scale / ctx.batch_size, None, None
 
-# %% ../nbs/03_losses.ipynb #18e25b92
+# %% ../nbs/03_losses.ipynb #a0d3f39b
 _CENTROID_GRADS = ("official", "autograd")
 
 def disc_centroids_terms(features:torch.Tensor, # (B, D) features (the direct feature, officially)
@@ -81,7 +81,7 @@ class DiscCentroidsLoss(nn.Module):
             raise ValueError(f"features must have shape (B, feat_dim={self.feat_dim}), got {tuple(features.shape)}")
         if labels.shape != features.shape[:1]: raise ValueError(f"labels must have shape ({features.shape[0]},), got {tuple(labels.shape)}")
         labels = labels.long()
-        if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
+        if labels.numel() and not labels.is_cuda and (labels.min() < 0 or labels.max() >= self.num_classes):  # no host sync on CUDA
             raise ValueError(f"labels must lie in [0, num_classes={self.num_classes}), got {labels.min().item()}..{labels.max().item()}")
         return disc_centroids_terms(features.to(self.centroids.dtype), labels, self.centroids, self.margin, self.centroid_grad,
                                     self.repel_cap, self.grad_scale)

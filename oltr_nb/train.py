@@ -4,15 +4,16 @@
 
 # %% auto #0
 __all__ = ['TUPLE_FIELDS', 'FLOAT_FIELDS', 'INT_FIELDS', 'seed_everything', 'resolve_device', 'world', 'init_distributed',
-           'all_reduce_sum', 'make_loader', 'train_sampler', 'rank_share', 'build_stage_model', 'stage1_checkpoint',
-           'load_pretrained_backbone', 'lr_factor', 'make_optimizers', 'atomic_save', 'rng_state', 'set_rng_state',
-           'autocast_ctx', 'unwrap', 'predict', 'gather_in_order', 'closed_top1', 'NonFiniteLoss', 'check_finite',
-           'stage_losses', 'log_row', 'prepare_stage', 'rank_share_sampler', 'reduce_sums', 'train_stage', 'run_epoch',
-           'average_grad', 'make_writer', 'training_state', 'load_training_state', 'git_sha', 'final_evaluation',
-           'write_evaluation', 'device_name', 'parse_stages', 'stage_configs', 'run_stages', 'read_result', 'cli_args',
-           'launch_torchrun', 'make_parser', 'main', 'feature_cache', 'posthoc_stage']
+           'all_reduce_sum', 'make_loader', 'train_sampler', 'load_data', 'rank_share', 'build_stage_model',
+           'stage1_checkpoint', 'load_pretrained_backbone', 'lr_factor', 'make_optimizers', 'atomic_save', 'rng_state',
+           'set_rng_state', 'autocast_ctx', 'unwrap', 'predict', 'gather_in_order', 'closed_top1', 'NonFiniteLoss',
+           'check_finite', 'stage_losses', 'log_row', 'prepare_stage', 'rank_share_sampler', 'reduce_sums',
+           'train_stage', 'run_epoch', 'average_grad', 'make_writer', 'training_state', 'load_training_state',
+           'git_sha', 'final_evaluation', 'write_evaluation', 'device_name', 'parse_stages', 'stage_configs',
+           'run_stages', 'read_result', 'cli_args', 'launch_torchrun', 'make_parser', 'main', 'feature_cache',
+           'posthoc_stage']
 
-# %% ../nbs/05_train.ipynb #2e96b03d
+# %% ../nbs/05_train.ipynb #5f77a02c
 import csv, json, math, os, random, subprocess, sys, tempfile, time, warnings, argparse
 from contextlib import nullcontext
 from dataclasses import replace
@@ -32,13 +33,14 @@ from torch.utils.data import DataLoader, Subset
 from .config import (ExperimentConfig, make_config, config_dict, config_sha256, config_from_dict, run_dir,
                             METHOD_STAGES, POSTHOC_METHODS, DATASET_NAMES, project_root, validate, check_allowed)
 from .data import build_data, make_sampler, open_test, ShardedShuffleSampler
+from .speed import fast_bundle
 from .models import build_model, compute_centroids, transfer_stage1, freeze_backbone_except, OLTRModel
 from .losses import DiscCentroidsLoss
 from .metrics import evaluate
 from .baselines import make_criterion
 from .methods import make_head, fit_posthoc, cache_key, cache_is_fresh
 
-# %% ../nbs/05_train.ipynb #34632feb
+# %% ../nbs/05_train.ipynb #80e79954
 def seed_everything(seed: int, # one seed for python, numpy and torch
                     deterministic: bool = False): # also ask torch for deterministic algorithms
     "Seed every random number generator the run uses."
@@ -58,7 +60,7 @@ def resolve_device(name: str = "auto") -> torch.device: # "auto", "cpu", "cuda" 
         name = f"cuda:{os.environ['LOCAL_RANK']}"
     return torch.device(name)
 
-# %% ../nbs/05_train.ipynb #c64adb9c
+# %% ../nbs/05_train.ipynb #739d2fb7
 def world() -> tuple:
     "(rank, world_size) of this process; (0, 1) outside torchrun."
     if dist.is_available() and dist.is_initialized():
@@ -81,7 +83,7 @@ def all_reduce_sum(*tensors):
             dist.all_reduce(t)
     return tensors
 
-# %% ../nbs/05_train.ipynb #3f5b67f3
+# %% ../nbs/05_train.ipynb #05b8a27b
 def make_loader(dataset, cfg: ExperimentConfig, sampler, device=torch.device("cpu")):
     "The training DataLoader: the run's batch size (per rank), its sampler, workers and pinned memory."
     _, ws = world()
@@ -96,12 +98,19 @@ def train_sampler(cfg: ExperimentConfig, data, rank: int, world_size: int):
                            num_samples_cls=cfg.num_samples_cls, rank=rank, world_size=world_size)
     return sampler or ShardedShuffleSampler(len(data.train_labels), cfg.seed, rank, world_size)
 
+def load_data(cfg: ExperimentConfig):
+    "The run's DataBundle; image-folder datasets get the fast decoding pipeline unless `fast_data=False`."
+    data = build_data(cfg.dataset, data_root=cfg.data_root)
+    if cfg.fast_data and data.manifest["source"]["kind"] == "image_folder":
+        data = fast_bundle(data, cfg.in_size)
+    return data
+
 def rank_share(dataset):
     "This rank's strided share of an evaluation dataset (the whole of it in one process)."
     rank, ws = world()
     return dataset if ws == 1 else Subset(dataset, range(rank, len(dataset), ws))
 
-# %% ../nbs/05_train.ipynb #47037dda
+# %% ../nbs/05_train.ipynb #4385b269
 def build_stage_model(cfg: ExperimentConfig, data) -> nn.Module:
     "The stage's model, on the CPU, freshly initialised."
     meta = cfg.method == "oltr" and cfg.stage == 2
@@ -134,7 +143,7 @@ def load_pretrained_backbone(model: nn.Module, path: Optional[str]):
                          f"({len(unexpected)} of {len(state)} keys unknown, e.g. {unexpected[:3]})")
     return missing
 
-# %% ../nbs/05_train.ipynb #a22bf76e
+# %% ../nbs/05_train.ipynb #a3b86e46
 def lr_factor(cfg: ExperimentConfig, epoch: int) -> float:
     "The schedule's multiplier of the base learning rate during `epoch` (0-based)."
     if cfg.warmup_epochs and epoch < cfg.warmup_epochs:
@@ -155,7 +164,7 @@ def make_optimizers(cfg: ExperimentConfig, model: nn.Module, centroid_loss=None)
     scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, lambda e: lr_factor(cfg, e)) for k, o in opts.items()}
     return opts, scheds
 
-# %% ../nbs/05_train.ipynb #ddf76b1b
+# %% ../nbs/05_train.ipynb #e194f283
 def atomic_save(obj, path: Path):
     "torch.save `obj` to `path` through a temporary file, fsync and rename."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -184,7 +193,7 @@ def set_rng_state(state: dict):
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
-# %% ../nbs/05_train.ipynb #960a8111
+# %% ../nbs/05_train.ipynb #96cf1b12
 def autocast_ctx(cfg: ExperimentConfig, device: torch.device):
     "bf16 (or fp16) autocast on CUDA; nothing on the CPU."
     if device.type != "cuda" or cfg.amp == "none":
@@ -241,7 +250,7 @@ def closed_top1(pred: dict) -> float:
     known = pred["labels"] >= 0
     return float((pred["probs"][known].argmax(1) == pred["labels"][known]).mean())
 
-# %% ../nbs/05_train.ipynb #03243e60
+# %% ../nbs/05_train.ipynb #273ab8f5
 class NonFiniteLoss(RuntimeError):
     "The loss became NaN or infinite."
 
@@ -254,7 +263,7 @@ def check_finite(losses: list, first_step: int, epoch: int):
         raise NonFiniteLoss(f"loss is {values[bad[0]].item()} at epoch {epoch + 1}, global step {step}; "
                             f"stopped without saving, the last good checkpoint is kept")
 
-# %% ../nbs/05_train.ipynb #ea77e53c
+# %% ../nbs/05_train.ipynb #97c6aaca
 def stage_losses(cfg: ExperimentConfig, out: dict, labels, criterion, centroid_loss) -> dict:
     "The method's classification loss and, in OLTR's stage 2, the weighted discriminative centroid loss."
     losses = {"cls": cfg.ce_weight * criterion(out["logits"].float(), labels, out["features"].float())}
@@ -271,7 +280,7 @@ def log_row(path: Path, row: dict):
         if new: w.writeheader()
         w.writerow(row)
 
-# %% ../nbs/05_train.ipynb #f266ab36
+# %% ../nbs/05_train.ipynb #62273c0d
 def prepare_stage(cfg: ExperimentConfig, data, device: torch.device):
     "Model, criterion, centroid loss, optimizers and schedules of a stage, initialised as the official code does."
     model = build_stage_model(cfg, data)
@@ -318,7 +327,7 @@ def reduce_sums(sums, counts):
     all_reduce_sum(sums, counts)
     return sums, counts
 
-# %% ../nbs/05_train.ipynb #57e89463
+# %% ../nbs/05_train.ipynb #45d72943
 def train_stage(cfg: ExperimentConfig, data=None, until_epoch: Optional[int] = None, progress: bool = True) -> dict:
     "Train one stage; resume from last.pt if `cfg.resume`; evaluate the best checkpoint on test + open."
     started = time.time()
@@ -326,7 +335,7 @@ def train_stage(cfg: ExperimentConfig, data=None, until_epoch: Optional[int] = N
     init_distributed(device)
     rank, ws = world()
     seed_everything(cfg.seed, cfg.deterministic)
-    data = data or build_data(cfg.dataset, data_root=cfg.data_root)
+    data = data or load_data(cfg)
     out_dir = run_dir(cfg)
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -374,7 +383,7 @@ def train_stage(cfg: ExperimentConfig, data=None, until_epoch: Optional[int] = N
         return dict(run_dir=str(out_dir), stopped_at_epoch=state["epoch"])
     return final_evaluation(cfg, unwrap(model), data, device, out_dir, started)
 
-# %% ../nbs/05_train.ipynb #e0e19779
+# %% ../nbs/05_train.ipynb #e17d4e21
 def run_epoch(cfg, train_model, model, criterion, centroid_loss, loader, opts, scaler, device, epoch, steps, step0,
               progress):
     "One epoch of `steps` optimisation steps; returns the mean of each loss term."
@@ -421,7 +430,7 @@ def make_writer(out_dir: Path):
     from torch.utils.tensorboard import SummaryWriter
     return SummaryWriter(log_dir=str(out_dir / "tb"))
 
-# %% ../nbs/05_train.ipynb #8092c4f5
+# %% ../nbs/05_train.ipynb #f04a8329
 def training_state(model, centroid_loss, opts, scheds, scaler, state, cfg) -> dict:
     "Everything a checkpoint holds."
     return dict(model=model.state_dict(), centroid_loss=centroid_loss.state_dict() if centroid_loss else None,
@@ -441,7 +450,7 @@ def load_training_state(path: Path, model, centroid_loss, opts, scheds, scaler) 
     set_rng_state(ckpt["rng"])
     return {k: ckpt[k] for k in ("epoch", "step", "best_acc", "best_epoch")}
 
-# %% ../nbs/05_train.ipynb #c8938619
+# %% ../nbs/05_train.ipynb #caccdfb6
 def git_sha() -> Optional[str]:
     "The project's current commit, or None outside a git checkout."
     root = project_root(Path(oltr_nb.__file__).parent)
@@ -489,7 +498,7 @@ def device_name(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     return f"cpu ({torch.get_num_threads()} threads)"
 
-# %% ../nbs/05_train.ipynb #7c86153a
+# %% ../nbs/05_train.ipynb #1c6cee8a
 def parse_stages(stages, method: str) -> tuple:
     "Stages as a tuple of ints from '1', '2', '1,2' or a sequence; checked against the method."
     check_allowed("method", method, tuple(METHOD_STAGES))
@@ -516,7 +525,7 @@ def run_stages(dataset="digits_lt", method="oltr", stages=None, nproc: int = 1, 
     if nproc > 1:
         launch_torchrun(cfgs, nproc)
         return [read_result(c) for c in cfgs]
-    data = build_data(dataset, data_root=cfgs[0].data_root)
+    data = load_data(cfgs[0])
     return [train_stage(c, data, progress=progress) for c in cfgs]
 
 def read_result(cfg: ExperimentConfig) -> dict:
@@ -524,7 +533,7 @@ def read_result(cfg: ExperimentConfig) -> dict:
     out = run_dir(cfg)
     return dict(run_dir=str(out), metrics=json.loads((out / "eval" / "metrics.json").read_text()))
 
-# %% ../nbs/05_train.ipynb #9a857d74
+# %% ../nbs/05_train.ipynb #6c5effb4
 def cli_args(cfg: ExperimentConfig, stages=None) -> list:
     "`oltr-train` arguments that reproduce `cfg` (all stages of `stages`)."
     args = ["--dataset", cfg.dataset, "--method", cfg.method, "--stages", ",".join(map(str, stages or (cfg.stage,)))]
@@ -549,7 +558,7 @@ def launch_torchrun(cfgs: list, nproc: int):
     if proc.wait():
         raise RuntimeError(f"torchrun exited with status {proc.returncode}: {' '.join(cmd)}")
 
-# %% ../nbs/05_train.ipynb #ab836e8d
+# %% ../nbs/05_train.ipynb #8bb880ad
 def _arg_type(value):
     "argparse type for a config field whose default is `value`."
     if isinstance(value, bool): return None
@@ -594,7 +603,7 @@ def main(argv=None):
         cfgs = stage_configs(dataset, method, stages, **args)
     except ValueError as e:
         sys.exit(f"oltr-train: {e}")
-    data = build_data(dataset, data_root=cfgs[0].data_root)
+    data = load_data(cfgs[0])
     for cfg in cfgs:
         try:
             res = train_stage(cfg, data)
@@ -606,11 +615,11 @@ def main(argv=None):
     if dist.is_initialized():
         dist.destroy_process_group()
 
-# %% ../nbs/05_train.ipynb #bf420b1f
+# %% ../nbs/05_train.ipynb #91208b40
 if __name__ == "__main__":
     main()
 
-# %% ../nbs/05_train.ipynb #3dfc8a82
+# %% ../nbs/05_train.ipynb #115b6837
 def feature_cache(model, data, cfg, device, ckpt: dict, path: Path) -> dict:
     "Features, logits and labels of train (eval transforms), val and test + open; read from `path` when fresh."
     if path.exists():
