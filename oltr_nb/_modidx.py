@@ -401,6 +401,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'oltr_nb.train.launch_torchrun': ('train.html#launch_torchrun', 'oltr_nb/train.py'),
                                'oltr_nb.train.load_data': ('train.html#load_data', 'oltr_nb/train.py'),
                                'oltr_nb.train.load_pretrained_backbone': ('train.html#load_pretrained_backbone', 'oltr_nb/train.py'),
+                               'oltr_nb.train.load_stage1': ('train.html#load_stage1', 'oltr_nb/train.py'),
                                'oltr_nb.train.load_training_state': ('train.html#load_training_state', 'oltr_nb/train.py'),
                                'oltr_nb.train.log_row': ('train.html#log_row', 'oltr_nb/train.py'),
                                'oltr_nb.train.lr_factor': ('train.html#lr_factor', 'oltr_nb/train.py'),

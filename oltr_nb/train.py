@@ -5,15 +5,15 @@
 # %% auto #0
 __all__ = ['TUPLE_FIELDS', 'FLOAT_FIELDS', 'INT_FIELDS', 'seed_everything', 'resolve_device', 'world', 'init_distributed',
            'all_reduce_sum', 'make_loader', 'train_sampler', 'load_data', 'rank_share', 'build_stage_model',
-           'stage1_checkpoint', 'load_pretrained_backbone', 'lr_factor', 'make_optimizers', 'atomic_save', 'rng_state',
-           'set_rng_state', 'autocast_ctx', 'unwrap', 'predict', 'gather_in_order', 'closed_top1', 'NonFiniteLoss',
-           'check_finite', 'stage_losses', 'log_row', 'prepare_stage', 'rank_share_sampler', 'reduce_sums',
-           'train_stage', 'run_epoch', 'average_grad', 'make_writer', 'training_state', 'load_training_state',
-           'git_sha', 'final_evaluation', 'write_evaluation', 'device_name', 'parse_stages', 'stage_configs',
-           'run_stages', 'read_result', 'cli_args', 'launch_torchrun', 'make_parser', 'main', 'feature_cache',
-           'posthoc_stage']
+           'stage1_checkpoint', 'load_stage1', 'load_pretrained_backbone', 'lr_factor', 'make_optimizers',
+           'atomic_save', 'rng_state', 'set_rng_state', 'autocast_ctx', 'unwrap', 'predict', 'gather_in_order',
+           'closed_top1', 'NonFiniteLoss', 'check_finite', 'stage_losses', 'log_row', 'prepare_stage',
+           'rank_share_sampler', 'reduce_sums', 'train_stage', 'run_epoch', 'average_grad', 'make_writer',
+           'training_state', 'load_training_state', 'git_sha', 'final_evaluation', 'write_evaluation', 'device_name',
+           'parse_stages', 'stage_configs', 'run_stages', 'read_result', 'cli_args', 'launch_torchrun', 'make_parser',
+           'main', 'feature_cache', 'posthoc_stage']
 
-# %% ../nbs/05_train.ipynb #5f77a02c
+# %% ../nbs/05_train.ipynb #e8649458
 import csv, json, math, os, random, subprocess, sys, tempfile, time, warnings, argparse
 from contextlib import nullcontext
 from dataclasses import replace
@@ -40,7 +40,7 @@ from .metrics import evaluate
 from .baselines import make_criterion
 from .methods import make_head, fit_posthoc, cache_key, cache_is_fresh
 
-# %% ../nbs/05_train.ipynb #80e79954
+# %% ../nbs/05_train.ipynb #5c499e02
 def seed_everything(seed: int, # one seed for python, numpy and torch
                     deterministic: bool = False): # also ask torch for deterministic algorithms
     "Seed every random number generator the run uses."
@@ -60,7 +60,7 @@ def resolve_device(name: str = "auto") -> torch.device: # "auto", "cpu", "cuda" 
         name = f"cuda:{os.environ['LOCAL_RANK']}"
     return torch.device(name)
 
-# %% ../nbs/05_train.ipynb #739d2fb7
+# %% ../nbs/05_train.ipynb #e8a4a3f9
 def world() -> tuple:
     "(rank, world_size) of this process; (0, 1) outside torchrun."
     if dist.is_available() and dist.is_initialized():
@@ -83,7 +83,7 @@ def all_reduce_sum(*tensors):
             dist.all_reduce(t)
     return tensors
 
-# %% ../nbs/05_train.ipynb #05b8a27b
+# %% ../nbs/05_train.ipynb #e220c45a
 def make_loader(dataset, cfg: ExperimentConfig, sampler, device=torch.device("cpu")):
     "The training DataLoader: the run's batch size (per rank), its sampler, workers and pinned memory."
     _, ws = world()
@@ -110,7 +110,7 @@ def rank_share(dataset):
     rank, ws = world()
     return dataset if ws == 1 else Subset(dataset, range(rank, len(dataset), ws))
 
-# %% ../nbs/05_train.ipynb #4385b269
+# %% ../nbs/05_train.ipynb #1d1b9310
 def build_stage_model(cfg: ExperimentConfig, data) -> nn.Module:
     "The stage's model, on the CPU, freshly initialised."
     meta = cfg.method == "oltr" and cfg.stage == 2
@@ -128,6 +128,17 @@ def stage1_checkpoint(cfg: ExperimentConfig) -> Path:
     "The stage-1 best checkpoint stage 2 starts from."
     return Path(cfg.init_from) if cfg.init_from else run_dir(replace(cfg, stage=1)) / "best.pt"
 
+def load_stage1(cfg: ExperimentConfig, data) -> tuple:
+    "(stage-1 model rebuilt from its own config, its checkpoint, its path) for stage 2 to start from."
+    src = stage1_checkpoint(cfg)
+    if not src.exists():
+        raise FileNotFoundError(f"{cfg.method}'s stage 2 starts from a stage-1 checkpoint, and {src} does not exist: "
+                                "run stage 1 first (stages='1,2') or pass init_from=<path>")
+    ckpt = torch.load(src, map_location="cpu", weights_only=False)
+    model = build_stage_model(config_from_dict(ckpt["config"]), data)
+    model.load_state_dict(ckpt["model"])
+    return model, ckpt, src
+
 def load_pretrained_backbone(model: nn.Module, path: Optional[str]):
     "Load ImageNet-pretrained weights from the user's file into the backbone (no download, ever)."
     if not path:
@@ -143,7 +154,7 @@ def load_pretrained_backbone(model: nn.Module, path: Optional[str]):
                          f"({len(unexpected)} of {len(state)} keys unknown, e.g. {unexpected[:3]})")
     return missing
 
-# %% ../nbs/05_train.ipynb #a3b86e46
+# %% ../nbs/05_train.ipynb #2863fafe
 def lr_factor(cfg: ExperimentConfig, epoch: int) -> float:
     "The schedule's multiplier of the base learning rate during `epoch` (0-based)."
     if cfg.warmup_epochs and epoch < cfg.warmup_epochs:
@@ -164,7 +175,7 @@ def make_optimizers(cfg: ExperimentConfig, model: nn.Module, centroid_loss=None)
     scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, lambda e: lr_factor(cfg, e)) for k, o in opts.items()}
     return opts, scheds
 
-# %% ../nbs/05_train.ipynb #e194f283
+# %% ../nbs/05_train.ipynb #d26f790b
 def atomic_save(obj, path: Path):
     "torch.save `obj` to `path` through a temporary file, fsync and rename."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -193,7 +204,7 @@ def set_rng_state(state: dict):
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
-# %% ../nbs/05_train.ipynb #96cf1b12
+# %% ../nbs/05_train.ipynb #ad6d5db7
 def autocast_ctx(cfg: ExperimentConfig, device: torch.device):
     "bf16 (or fp16) autocast on CUDA; nothing on the CPU."
     if device.type != "cuda" or cfg.amp == "none":
@@ -250,7 +261,7 @@ def closed_top1(pred: dict) -> float:
     known = pred["labels"] >= 0
     return float((pred["probs"][known].argmax(1) == pred["labels"][known]).mean())
 
-# %% ../nbs/05_train.ipynb #273ab8f5
+# %% ../nbs/05_train.ipynb #3f6d540d
 class NonFiniteLoss(RuntimeError):
     "The loss became NaN or infinite."
 
@@ -263,7 +274,7 @@ def check_finite(losses: list, first_step: int, epoch: int):
         raise NonFiniteLoss(f"loss is {values[bad[0]].item()} at epoch {epoch + 1}, global step {step}; "
                             f"stopped without saving, the last good checkpoint is kept")
 
-# %% ../nbs/05_train.ipynb #97c6aaca
+# %% ../nbs/05_train.ipynb #77abf432
 def stage_losses(cfg: ExperimentConfig, out: dict, labels, criterion, centroid_loss) -> dict:
     "The method's classification loss and, in OLTR's stage 2, the weighted discriminative centroid loss."
     losses = {"cls": cfg.ce_weight * criterion(out["logits"].float(), labels, out["features"].float())}
@@ -280,7 +291,7 @@ def log_row(path: Path, row: dict):
         if new: w.writeheader()
         w.writerow(row)
 
-# %% ../nbs/05_train.ipynb #62273c0d
+# %% ../nbs/05_train.ipynb #7e424b4e
 def prepare_stage(cfg: ExperimentConfig, data, device: torch.device):
     "Model, criterion, centroid loss, optimizers and schedules of a stage, initialised as the official code does."
     model = build_stage_model(cfg, data)
@@ -289,13 +300,7 @@ def prepare_stage(cfg: ExperimentConfig, data, device: torch.device):
     if cfg.stage == 1 and cfg.needs_pretrained:
         load_pretrained_backbone(model, cfg.pretrained)
     if cfg.stage == 2:
-        src = stage1_checkpoint(cfg)
-        if not src.exists():
-            raise FileNotFoundError(f"stage 2 starts from a stage-1 checkpoint, and {src} does not exist: "
-                                    "run stage 1 first (stages='1,2') or pass init_from=<path>")
-        ckpt1 = torch.load(src, map_location="cpu", weights_only=False)
-        stage1 = build_stage_model(config_from_dict(ckpt1["config"]), data)
-        stage1.load_state_dict(ckpt1["model"])
+        stage1, _, _ = load_stage1(cfg, data)
         transfer_stage1(stage1, model)
         if cfg.hallucinator_init == "random":
             model.classifier.fc_hallucinator.reset_parameters()
@@ -327,7 +332,7 @@ def reduce_sums(sums, counts):
     all_reduce_sum(sums, counts)
     return sums, counts
 
-# %% ../nbs/05_train.ipynb #45d72943
+# %% ../nbs/05_train.ipynb #52b365fd
 def train_stage(cfg: ExperimentConfig, data=None, until_epoch: Optional[int] = None, progress: bool = True) -> dict:
     "Train one stage; resume from last.pt if `cfg.resume`; evaluate the best checkpoint on test + open."
     started = time.time()
@@ -383,7 +388,7 @@ def train_stage(cfg: ExperimentConfig, data=None, until_epoch: Optional[int] = N
         return dict(run_dir=str(out_dir), stopped_at_epoch=state["epoch"])
     return final_evaluation(cfg, unwrap(model), data, device, out_dir, started)
 
-# %% ../nbs/05_train.ipynb #e17d4e21
+# %% ../nbs/05_train.ipynb #421ce94f
 def run_epoch(cfg, train_model, model, criterion, centroid_loss, loader, opts, scaler, device, epoch, steps, step0,
               progress):
     "One epoch of `steps` optimisation steps; returns the mean of each loss term."
@@ -430,7 +435,7 @@ def make_writer(out_dir: Path):
     from torch.utils.tensorboard import SummaryWriter
     return SummaryWriter(log_dir=str(out_dir / "tb"))
 
-# %% ../nbs/05_train.ipynb #f04a8329
+# %% ../nbs/05_train.ipynb #96644193
 def training_state(model, centroid_loss, opts, scheds, scaler, state, cfg) -> dict:
     "Everything a checkpoint holds."
     return dict(model=model.state_dict(), centroid_loss=centroid_loss.state_dict() if centroid_loss else None,
@@ -450,7 +455,7 @@ def load_training_state(path: Path, model, centroid_loss, opts, scheds, scaler) 
     set_rng_state(ckpt["rng"])
     return {k: ckpt[k] for k in ("epoch", "step", "best_acc", "best_epoch")}
 
-# %% ../nbs/05_train.ipynb #caccdfb6
+# %% ../nbs/05_train.ipynb #e77cd11a
 def git_sha() -> Optional[str]:
     "The project's current commit, or None outside a git checkout."
     root = project_root(Path(oltr_nb.__file__).parent)
@@ -498,7 +503,7 @@ def device_name(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     return f"cpu ({torch.get_num_threads()} threads)"
 
-# %% ../nbs/05_train.ipynb #1c6cee8a
+# %% ../nbs/05_train.ipynb #23cc3c14
 def parse_stages(stages, method: str) -> tuple:
     "Stages as a tuple of ints from '1', '2', '1,2' or a sequence; checked against the method."
     check_allowed("method", method, tuple(METHOD_STAGES))
@@ -533,7 +538,7 @@ def read_result(cfg: ExperimentConfig) -> dict:
     out = run_dir(cfg)
     return dict(run_dir=str(out), metrics=json.loads((out / "eval" / "metrics.json").read_text()))
 
-# %% ../nbs/05_train.ipynb #6c5effb4
+# %% ../nbs/05_train.ipynb #53fa4f55
 def cli_args(cfg: ExperimentConfig, stages=None) -> list:
     "`oltr-train` arguments that reproduce `cfg` (all stages of `stages`)."
     args = ["--dataset", cfg.dataset, "--method", cfg.method, "--stages", ",".join(map(str, stages or (cfg.stage,)))]
@@ -558,7 +563,7 @@ def launch_torchrun(cfgs: list, nproc: int):
     if proc.wait():
         raise RuntimeError(f"torchrun exited with status {proc.returncode}: {' '.join(cmd)}")
 
-# %% ../nbs/05_train.ipynb #8bb880ad
+# %% ../nbs/05_train.ipynb #44c6001e
 def _arg_type(value):
     "argparse type for a config field whose default is `value`."
     if isinstance(value, bool): return None
@@ -615,11 +620,11 @@ def main(argv=None):
     if dist.is_initialized():
         dist.destroy_process_group()
 
-# %% ../nbs/05_train.ipynb #91208b40
+# %% ../nbs/05_train.ipynb #f0a8a99e
 if __name__ == "__main__":
     main()
 
-# %% ../nbs/05_train.ipynb #115b6837
+# %% ../nbs/05_train.ipynb #62a161f0
 def feature_cache(model, data, cfg, device, ckpt: dict, path: Path) -> dict:
     "Features, logits and labels of train (eval transforms), val and test + open; read from `path` when fresh."
     if path.exists():
@@ -636,13 +641,7 @@ def feature_cache(model, data, cfg, device, ckpt: dict, path: Path) -> dict:
 
 def posthoc_stage(cfg: ExperimentConfig, data, device: torch.device, out_dir: Path, started: float) -> dict:
     "Stage 2 of a post-hoc method: fit its rule on cached stage-1 features, evaluate on test + open."
-    src = stage1_checkpoint(cfg)
-    if not src.exists():
-        raise FileNotFoundError(f"{cfg.method}'s stage 2 works on a stage-1 checkpoint, and {src} does not exist: "
-                                "run stage 1 first (stages='1,2') or pass init_from=<path>")
-    ckpt = torch.load(src, map_location="cpu", weights_only=False)
-    model = build_stage_model(config_from_dict(ckpt["config"]), data)
-    model.load_state_dict(ckpt["model"])
+    model, ckpt, src = load_stage1(cfg, data)
     model.to(device)
     cache = feature_cache(model, data, cfg, device, ckpt, src.parent / "features.pt")
     rule, log = fit_posthoc(cfg.method, cache, unwrap(model).classifier, cfg, data.train_counts,
