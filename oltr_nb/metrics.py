@@ -7,14 +7,14 @@ __all__ = ['SHOT_RULES', 'SHOT_GROUPS', 'shot_groups', 'class_groups', 'per_clas
            'open_f_measure', 'fpr_at_tpr', 'open_detection', 'oscr', 'reliability_curve', 'expected_calibration_error',
            'evaluate', 'aggregate']
 
-# %% ../nbs/04_metrics.ipynb #6817c827
+# %% ../nbs/04_metrics.ipynb #944c2bdb
 import math
 import numpy as np
 import pandas as pd
 from scipy import stats
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score, roc_curve
 
-# %% ../nbs/04_metrics.ipynb #7799a396
+# %% ../nbs/04_metrics.ipynb #3870e1f2
 def _as_labels(labels, name="labels"):
     "`labels` as a 1-D int64 array, or a ValueError naming `name`."
     arr = np.asarray(labels)
@@ -54,7 +54,7 @@ def _float(x):
     "`x` as a python float, or None when it is None or NaN."
     return None if x is None or np.isnan(x) else float(x)
 
-# %% ../nbs/04_metrics.ipynb #1d4eff70
+# %% ../nbs/04_metrics.ipynb #fe226c3c
 SHOT_RULES = ("paper", "code")
 SHOT_GROUPS = ("many", "medium", "few")
 
@@ -85,7 +85,7 @@ def class_groups(
     for g in SHOT_GROUPS: names[groups[g]] = g
     return names
 
-# %% ../nbs/04_metrics.ipynb #fa0ce09e
+# %% ../nbs/04_metrics.ipynb #b08692a5
 def per_class_accuracy(
     preds, # (N,) predicted class, -1 for a rejection
     labels, # (N,) true class, -1 for an open image (ignored)
@@ -119,7 +119,7 @@ def shot_accuracy(
         out[g] = float(present.mean()) if present.size else None
     return out
 
-# %% ../nbs/04_metrics.ipynb #4c199e7f
+# %% ../nbs/04_metrics.ipynb #ded3f141
 def open_predictions(
     probs, # (N, C) softmax probabilities over the known classes
     threshold:float=0.1, # reject when the max probability is below this (paper: 0.1)
@@ -131,7 +131,7 @@ def open_predictions(
     preds[probs.max(1).astype(np.float64) < threshold] = -1
     return preds
 
-# %% ../nbs/04_metrics.ipynb #477a508a
+# %% ../nbs/04_metrics.ipynb #42d3427d
 def open_f_measure(
     preds, # (N,) predicted class, -1 for a rejection
     labels, # (N,) true class, -1 for an open image
@@ -151,7 +151,7 @@ def open_f_measure(
     precision, recall = tp / (tp + fp), tp / (tp + fn)
     return float(2 * precision * recall / (precision + recall + eps))
 
-# %% ../nbs/04_metrics.ipynb #18ccc777
+# %% ../nbs/04_metrics.ipynb #024fef9d
 def _open_mask(labels):
     "Boolean (N,) mask of open images; ValueError when there are no known or no open images."
     is_open = labels == -1
@@ -190,7 +190,7 @@ def open_detection(
             "aupr": float(average_precision_score(is_open, -score)),
             "fpr95": fpr_at_tpr(score, labels, tpr)}
 
-# %% ../nbs/04_metrics.ipynb #fcd1f668
+# %% ../nbs/04_metrics.ipynb #41a3f4ca
 def oscr(
     open_score, # (N,) higher = more likely a known image
     preds, # (N,) closed-set predicted class
@@ -207,7 +207,7 @@ def oscr(
     fpr = np.r_[0, np.cumsum(opened)[last_of_tie]] / is_open.sum()
     return float(np.sum(np.diff(fpr) * (ccr[1:] + ccr[:-1]) / 2))
 
-# %% ../nbs/04_metrics.ipynb #cab25123
+# %% ../nbs/04_metrics.ipynb #0e73a31f
 def reliability_curve(
     probs, # (N, C) softmax probabilities over the known classes
     labels, # (N,) true class; open images (-1) are left out
@@ -238,7 +238,7 @@ def expected_calibration_error(
     if used.empty: return None
     return float(np.sum(used["count"] * (used["accuracy"] - used["confidence"]).abs()) / used["count"].sum())
 
-# %% ../nbs/04_metrics.ipynb #aa3f0540
+# %% ../nbs/04_metrics.ipynb #3b5b132b
 def _closed_metrics(probs, labels, known, preds, train_counts, shot_kw, n_bins):
     "The `closed` section of metrics.json from the known images."
     y, yhat = labels[known], preds[known]
@@ -293,13 +293,16 @@ def evaluate(
         notes.append("no open images (label -1) in the test set: auroc, aupr, fpr95 and oscr are null")
     else:
         open_.update(open_detection(score, labels, tpr), oscr=oscr(score, closed_preds, labels))
+    if threshold < 1 / probs.shape[1]:
+        notes.append(f"open threshold {threshold} is below 1/C = {1 / probs.shape[1]:.4f}: no image can be rejected, "
+                     "so the thresholded (open) accuracies equal the closed ones")
     for g in SHOT_GROUPS:
         if closed[g] is None: notes.append(f"no test image of a {g}-shot class ({rule} rule): closed and open {g} are null")
     shots = {f"{g}_classes": int(len(groups[g])) for g in SHOT_GROUPS} | {"rule": rule}
     return {"closed": closed, "open": open_, "shots": shots,
             "per_class": _per_class(closed_preds, open_preds, labels, counts, shot_kw), "notes": notes}
 
-# %% ../nbs/04_metrics.ipynb #a6b8e074
+# %% ../nbs/04_metrics.ipynb #b381b7f8
 def _summary(values):
     "Mean, t-based 95% CI half-width, count and missing count of numbers, skipping None."
     xs = np.array([v for v in values if v is not None], dtype=np.float64)
