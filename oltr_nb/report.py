@@ -12,7 +12,7 @@ __all__ = ['TABLE_COLUMNS', 'FRACTION_KEYS', 'PAPER_DATASETS', 'PAPER_ONLY', 'PA
            'reliability_by_group', 'plot_reliability', 'load_model', 'memory_choices', 'few_shot_examples',
            'plot_memory_choices']
 
-# %% ../nbs/06_report.ipynb #6d34b3da
+# %% ../nbs/06_report.ipynb #0a367a35
 import fcntl, itertools, json, shlex
 from contextlib import contextmanager
 from functools import lru_cache
@@ -31,7 +31,7 @@ from .data import load_fashion_mnist, load_manifest
 from .metrics import aggregate, evaluate, open_f_measure, open_predictions, reliability_curve, SHOT_GROUPS
 from .train import build_stage_model, cli_args, run_stages, stage_configs
 
-# %% ../nbs/06_report.ipynb #8d6c8dc2
+# %% ../nbs/06_report.ipynb #3a7b04a4
 def load_run(run_dir) -> dict: # a stage's run directory, e.g. runs/digits_lt/oltr/seed0/stage2
     "The config, training log, metrics and per-class table of one finished stage."
     run_dir = Path(run_dir)
@@ -52,7 +52,7 @@ def load_outputs(run_dir) -> dict: # a finished stage's run directory
     out["probs"] = torch.softmax(logits, 1).numpy()
     return out
 
-# %% ../nbs/06_report.ipynb #4375ee35
+# %% ../nbs/06_report.ipynb #be838a59
 TABLE_COLUMNS = [("closed", "many"), ("closed", "medium"), ("closed", "few"), ("closed", "top1"),
                  ("open", "many"), ("open", "medium"), ("open", "few"), ("open", "f_measure"), ("open", "auroc")]
 FRACTION_KEYS = ("f_measure", "auroc", "aupr", "fpr95", "oscr", "ece", "macro_f1")
@@ -73,7 +73,7 @@ def metrics_table(runs: list) -> pd.DataFrame: # results of `load_run`
     cols = pd.MultiIndex.from_tuples([(s, {"top1": "overall", "f_measure": "F"}.get(k, k)) for s, k in TABLE_COLUMNS])
     return pd.DataFrame.from_dict(rows, orient="index", columns=cols)
 
-# %% ../nbs/06_report.ipynb #a96464a1
+# %% ../nbs/06_report.ipynb #ad57fd5a
 def _label(r) -> str:
     "Legend label of a run: method and stage."
     return f"{r['metrics']['method']} stage {r['metrics'].get('stage', '?')}"
@@ -100,7 +100,7 @@ def plot_per_class(runs: list, ax=None):
     ax.legend(); fig.tight_layout()
     return fig
 
-# %% ../nbs/06_report.ipynb #9cfd45b4
+# %% ../nbs/06_report.ipynb #fa28cc6e
 @lru_cache(maxsize=None)
 def paper_numbers(path=None) -> dict: # the YAML file; None: oltr_nb/paper_numbers.yaml
     "The paper's published numbers (percent as printed, F-measure as a fraction)."
@@ -112,7 +112,7 @@ def paper_numbers(path=None) -> dict: # the YAML file; None: oltr_nb/paper_numbe
 PAPER_DATASETS = ("imagenet_lt", "places_lt")  # datasets with the paper's main table
 PAPER_ONLY = ("megaface", "sun_lt")  # tables whose datasets the project cannot build
 
-# %% ../nbs/06_report.ipynb #82becbfc
+# %% ../nbs/06_report.ipynb #b2145eec
 def final_stage(method: str) -> int: # an engine method name
     "The stage whose evaluation is the method's result."
     return METHOD_STAGES[method][-1]
@@ -152,7 +152,7 @@ def run_lock(folder): # the folder the lock file goes in
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
-# %% ../nbs/06_report.ipynb #77a34b2f
+# %% ../nbs/06_report.ipynb #188ea69e
 def ensure_run(dataset: str, # one of DATASET_NAMES
                method: str, # an engine method name
                seed: int = 0,
@@ -161,6 +161,7 @@ def ensure_run(dataset: str, # one of DATASET_NAMES
                stages=None, # None: every stage of the method
                overwrite: bool = False, # re-train over finished runs with other settings
                progress: bool = False, # progress bars while training
+               reuse_stage1: bool = False, # start stage 2 from another method's finished stage 1 with the same settings
                **overrides, # config values (epochs, max_steps_per_epoch, init_from, ablation switches, ...)
               ) -> dict: # status, run_dir of the final stage, command that makes it, note
     "Find the run of (dataset, method, seed) with these settings; train the stages that are missing when `run`."
@@ -178,27 +179,27 @@ def ensure_run(dataset: str, # one of DATASET_NAMES
         states = [run_state(c) for c in cfgs]
         todo = next(i for i, s in enumerate(states) if s != "done")
         run_stages(dataset, method, [c.stage for c in cfgs[todo:]], progress=progress, seed=seed,
-                   out_dir=str(runs_dir), **overrides)
+                   out_dir=str(runs_dir), reuse_stage1=reuse_stage1, **overrides)
     return dict(status="ran", run_dir=final, command=command, note="")
 
 #| export
 def _found(states, final, command, overwrite) -> dict:
-    "The ensure_run result from the stages' states, before any training."
-    if all(s == "done" for s in states):
+    "The ensure_run result from the stages' states, before any training; a finished final stage is the result."
+    if states[-1] == "done":
         return dict(status="done", run_dir=final, command=command, note="")
     if "other settings" in states and not overwrite:
         return dict(status="other settings", run_dir=final, command=command,
                     note="a finished run with other settings is there; not overwritten (overwrite=True re-trains)")
     return dict(status="not run", run_dir=None, command=command, note="")
 
-# %% ../nbs/06_report.ipynb #41b174a7
+# %% ../nbs/06_report.ipynb #2e17c17c
 def settings(cfg_dict: dict) -> str: # a run's config.json
     "The result-relevant values that differ from the dataset's preset, or 'preset'."
     preset = config_dict(make_config(cfg_dict["dataset"], cfg_dict["method"], cfg_dict["stage"]))
     diff = [f"{k}={v}" for k, v in cfg_dict.items() if k not in RESULT_NEUTRAL + ("seed",) and preset.get(k) != v]
     return ", ".join(diff) or "preset"
 
-# %% ../nbs/06_report.ipynb #e62ccc2c
+# %% ../nbs/06_report.ipynb #857c1de4
 PAPER_COLUMNS = [("closed", "many"), ("closed", "medium"), ("closed", "few"), ("closed", "overall"),
                  ("open", "many"), ("open", "medium"), ("open", "few"), ("open", "F")]
 _METRIC_KEY = {"overall": "top1", "F": "f_measure"}
@@ -239,7 +240,7 @@ def _run_settings(runs_dir, dataset, method, seeds) -> str:
         if (path.parent / "eval" / "metrics.json").exists(): found.append(settings(json.loads(path.read_text())))
     return "; ".join(dict.fromkeys(found))
 
-# %% ../nbs/06_report.ipynb #15782512
+# %% ../nbs/06_report.ipynb #9d6f1b04
 def paper_table(runs_dir, # where the runs live (<runs_dir>/<dataset>/<method>/seed<k>/stage<n>)
                 dataset: str, # our dataset
                 methods=None, # extra engine methods to list; the paper's seven are always listed
@@ -296,7 +297,7 @@ def paper_only_table(name: str) -> pd.DataFrame: # "megaface" or "sun_lt"
     df = pd.DataFrame.from_dict(t["rows"], orient="index", columns=cols)
     return df.astype(object).where(df.notna(), "-")
 
-# %% ../nbs/06_report.ipynb #1814b291
+# %% ../nbs/06_report.ipynb #0f442230
 ABLATIONS = {
     "no memory feature": dict(use_memory=False),
     "no concept selector": dict(use_selector=False),
@@ -356,7 +357,7 @@ def plot_ablations(table: pd.DataFrame, # from ablation_table
     np.atleast_1d(axes)[0].invert_yaxis(); fig.tight_layout()
     return fig
 
-# %% ../nbs/06_report.ipynb #0bcb72ed
+# %% ../nbs/06_report.ipynb #b7c6c1be
 def f_measure_vs_threshold(run_dir, # a finished stage
                            thresholds=tuple(np.round(np.linspace(0.01, 0.3, 30), 2)), # open thresholds to try
                           ) -> pd.Series: # F-measure indexed by threshold
@@ -403,7 +404,7 @@ def f_measure_vs_open_classes(run_dir, # a finished stage
         rows.append(dict(open_classes=k, f_measure=float(np.mean(f)), low=min(f), high=max(f), subsets=len(subsets)))
     return pd.DataFrame(rows).set_index("open_classes")
 
-# %% ../nbs/06_report.ipynb #16a08656
+# %% ../nbs/06_report.ipynb #0d4ed83a
 def plot_curves(curves: dict, # label -> pd.Series (or DataFrame with an `f_measure` column)
                 xlabel: str, ax=None, title: str = ""):
     "F-measure curves, one line per label."
@@ -417,7 +418,7 @@ def plot_curves(curves: dict, # label -> pd.Series (or DataFrame with an `f_meas
     ax.legend(); fig.tight_layout()
     return fig
 
-# %% ../nbs/06_report.ipynb #cfa220b4
+# %% ../nbs/06_report.ipynb #300c8f7b
 def plot_reachability(run_dir, ax=None, bins: int = 30):
     "Histograms of the reachability of known and open test images of a stage-2 OLTR run."
     out = load_outputs(run_dir)
@@ -452,7 +453,7 @@ def plot_reliability(curves: dict, title: str = ""): # from reliability_by_group
     axes[0][0].set(ylabel="accuracy"); fig.suptitle(title); fig.tight_layout()
     return fig
 
-# %% ../nbs/06_report.ipynb #c1762133
+# %% ../nbs/06_report.ipynb #2d37de7c
 def load_model(run_dir, data): # a stage run directory; a DataBundle from oltr_nb.data.build_data
     "The run's best model on the CPU in eval mode, centroids set."
     run_dir = Path(run_dir)

@@ -10,10 +10,10 @@ __all__ = ['TUPLE_FIELDS', 'FLOAT_FIELDS', 'INT_FIELDS', 'seed_everything', 'res
            'closed_top1', 'NonFiniteLoss', 'check_finite', 'stage_losses', 'log_row', 'prepare_stage',
            'rank_share_sampler', 'reduce_sums', 'train_stage', 'run_epoch', 'average_grad', 'make_writer',
            'training_state', 'load_training_state', 'git_sha', 'final_evaluation', 'write_evaluation', 'device_name',
-           'parse_stages', 'stage_configs', 'run_stages', 'read_result', 'cli_args', 'launch_torchrun', 'make_parser',
-           'main', 'feature_cache', 'posthoc_stage']
+           'parse_stages', 'stage_configs', 'stage1_signature', 'shared_stage1', 'run_stages', 'read_result',
+           'cli_args', 'launch_torchrun', 'make_parser', 'main', 'feature_cache', 'posthoc_stage']
 
-# %% ../nbs/05_train.ipynb #e8649458
+# %% ../nbs/05_train.ipynb #4f2c43c4
 import csv, json, math, os, random, subprocess, sys, tempfile, time, warnings, argparse
 from contextlib import nullcontext
 from dataclasses import replace
@@ -40,7 +40,7 @@ from .metrics import evaluate
 from .baselines import make_criterion
 from .methods import make_head, fit_posthoc, cache_key, cache_is_fresh
 
-# %% ../nbs/05_train.ipynb #5c499e02
+# %% ../nbs/05_train.ipynb #7ad2328d
 def seed_everything(seed: int, # one seed for python, numpy and torch
                     deterministic: bool = False): # also ask torch for deterministic algorithms
     "Seed every random number generator the run uses."
@@ -60,7 +60,7 @@ def resolve_device(name: str = "auto") -> torch.device: # "auto", "cpu", "cuda" 
         name = f"cuda:{os.environ['LOCAL_RANK']}"
     return torch.device(name)
 
-# %% ../nbs/05_train.ipynb #e8a4a3f9
+# %% ../nbs/05_train.ipynb #0a5b8c6e
 def world() -> tuple:
     "(rank, world_size) of this process; (0, 1) outside torchrun."
     if dist.is_available() and dist.is_initialized():
@@ -83,7 +83,7 @@ def all_reduce_sum(*tensors):
             dist.all_reduce(t)
     return tensors
 
-# %% ../nbs/05_train.ipynb #e220c45a
+# %% ../nbs/05_train.ipynb #e14e2db6
 def make_loader(dataset, cfg: ExperimentConfig, sampler, device=torch.device("cpu")):
     "The training DataLoader: the run's batch size (per rank), its sampler, workers and pinned memory."
     _, ws = world()
@@ -110,7 +110,7 @@ def rank_share(dataset):
     rank, ws = world()
     return dataset if ws == 1 else Subset(dataset, range(rank, len(dataset), ws))
 
-# %% ../nbs/05_train.ipynb #1d1b9310
+# %% ../nbs/05_train.ipynb #2feb1271
 def build_stage_model(cfg: ExperimentConfig, data) -> nn.Module:
     "The stage's model, on the CPU, freshly initialised."
     meta = cfg.method == "oltr" and cfg.stage == 2
@@ -154,7 +154,7 @@ def load_pretrained_backbone(model: nn.Module, path: Optional[str]):
                          f"({len(unexpected)} of {len(state)} keys unknown, e.g. {unexpected[:3]})")
     return missing
 
-# %% ../nbs/05_train.ipynb #2863fafe
+# %% ../nbs/05_train.ipynb #967dbfc0
 def lr_factor(cfg: ExperimentConfig, epoch: int) -> float:
     "The schedule's multiplier of the base learning rate during `epoch` (0-based)."
     if cfg.warmup_epochs and epoch < cfg.warmup_epochs:
@@ -175,7 +175,7 @@ def make_optimizers(cfg: ExperimentConfig, model: nn.Module, centroid_loss=None)
     scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, lambda e: lr_factor(cfg, e)) for k, o in opts.items()}
     return opts, scheds
 
-# %% ../nbs/05_train.ipynb #d26f790b
+# %% ../nbs/05_train.ipynb #47cd9345
 def atomic_save(obj, path: Path):
     "torch.save `obj` to `path` through a temporary file, fsync and rename."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -204,7 +204,7 @@ def set_rng_state(state: dict):
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
-# %% ../nbs/05_train.ipynb #ad6d5db7
+# %% ../nbs/05_train.ipynb #6cb3d778
 def autocast_ctx(cfg: ExperimentConfig, device: torch.device):
     "bf16 (or fp16) autocast on CUDA; nothing on the CPU."
     if device.type != "cuda" or cfg.amp == "none":
@@ -261,7 +261,7 @@ def closed_top1(pred: dict) -> float:
     known = pred["labels"] >= 0
     return float((pred["probs"][known].argmax(1) == pred["labels"][known]).mean())
 
-# %% ../nbs/05_train.ipynb #3f6d540d
+# %% ../nbs/05_train.ipynb #82fc3330
 class NonFiniteLoss(RuntimeError):
     "The loss became NaN or infinite."
 
@@ -274,7 +274,7 @@ def check_finite(losses: list, first_step: int, epoch: int):
         raise NonFiniteLoss(f"loss is {values[bad[0]].item()} at epoch {epoch + 1}, global step {step}; "
                             f"stopped without saving, the last good checkpoint is kept")
 
-# %% ../nbs/05_train.ipynb #77abf432
+# %% ../nbs/05_train.ipynb #2fdc9654
 def stage_losses(cfg: ExperimentConfig, out: dict, labels, criterion, centroid_loss) -> dict:
     "The method's classification loss and, in OLTR's stage 2, the weighted discriminative centroid loss."
     losses = {"cls": cfg.ce_weight * criterion(out["logits"].float(), labels, out["features"].float())}
@@ -291,7 +291,7 @@ def log_row(path: Path, row: dict):
         if new: w.writeheader()
         w.writerow(row)
 
-# %% ../nbs/05_train.ipynb #7e424b4e
+# %% ../nbs/05_train.ipynb #b5546d27
 def prepare_stage(cfg: ExperimentConfig, data, device: torch.device):
     "Model, criterion, centroid loss, optimizers and schedules of a stage, initialised as the official code does."
     model = build_stage_model(cfg, data)
@@ -332,7 +332,7 @@ def reduce_sums(sums, counts):
     all_reduce_sum(sums, counts)
     return sums, counts
 
-# %% ../nbs/05_train.ipynb #52b365fd
+# %% ../nbs/05_train.ipynb #964ad322
 def train_stage(cfg: ExperimentConfig, data=None, until_epoch: Optional[int] = None, progress: bool = True) -> dict:
     "Train one stage; resume from last.pt if `cfg.resume`; evaluate the best checkpoint on test + open."
     started = time.time()
@@ -388,7 +388,7 @@ def train_stage(cfg: ExperimentConfig, data=None, until_epoch: Optional[int] = N
         return dict(run_dir=str(out_dir), stopped_at_epoch=state["epoch"])
     return final_evaluation(cfg, unwrap(model), data, device, out_dir, started)
 
-# %% ../nbs/05_train.ipynb #421ce94f
+# %% ../nbs/05_train.ipynb #235c4e3d
 def run_epoch(cfg, train_model, model, criterion, centroid_loss, loader, opts, scaler, device, epoch, steps, step0,
               progress):
     "One epoch of `steps` optimisation steps; returns the mean of each loss term."
@@ -435,7 +435,7 @@ def make_writer(out_dir: Path):
     from torch.utils.tensorboard import SummaryWriter
     return SummaryWriter(log_dir=str(out_dir / "tb"))
 
-# %% ../nbs/05_train.ipynb #96644193
+# %% ../nbs/05_train.ipynb #5d79cf3a
 def training_state(model, centroid_loss, opts, scheds, scaler, state, cfg) -> dict:
     "Everything a checkpoint holds."
     return dict(model=model.state_dict(), centroid_loss=centroid_loss.state_dict() if centroid_loss else None,
@@ -455,7 +455,7 @@ def load_training_state(path: Path, model, centroid_loss, opts, scheds, scaler) 
     set_rng_state(ckpt["rng"])
     return {k: ckpt[k] for k in ("epoch", "step", "best_acc", "best_epoch")}
 
-# %% ../nbs/05_train.ipynb #e77cd11a
+# %% ../nbs/05_train.ipynb #f55a34b3
 def git_sha() -> Optional[str]:
     "The project's current commit, or None outside a git checkout."
     root = project_root(Path(oltr_nb.__file__).parent)
@@ -503,7 +503,7 @@ def device_name(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     return f"cpu ({torch.get_num_threads()} threads)"
 
-# %% ../nbs/05_train.ipynb #23cc3c14
+# %% ../nbs/05_train.ipynb #678b6552
 def parse_stages(stages, method: str) -> tuple:
     "Stages as a tuple of ints from '1', '2', '1,2' or a sequence; checked against the method."
     check_allowed("method", method, tuple(METHOD_STAGES))
@@ -524,9 +524,28 @@ def stage_configs(dataset: str, method: str, stages=None, **overrides) -> list:
     "One validated config per stage to run."
     return [make_config(dataset, method, s, **overrides) for s in parse_stages(stages, method)]
 
-def run_stages(dataset="digits_lt", method="oltr", stages=None, nproc: int = 1, progress=True, **overrides) -> list:
+def stage1_signature(cfg: ExperimentConfig) -> str:
+    "What makes two methods' stage-1 runs interchangeable: the config hash with the method name left out."
+    return config_sha256(replace(cfg, method="plain"))
+
+def shared_stage1(cfg: ExperimentConfig) -> Optional[Path]:
+    "best.pt of another method's finished stage-1 run with exactly these stage-1 settings, if there is one."
+    want = stage1_signature(cfg)
+    for other in METHOD_STAGES:
+        d = run_dir(replace(cfg, method=other))
+        if other != cfg.method and (d / "eval" / "metrics.json").exists() and (d / "best.pt").exists():
+            if stage1_signature(config_from_dict(json.loads((d / "config.json").read_text()))) == want:
+                return d / "best.pt"
+    return None
+
+def run_stages(dataset="digits_lt", method="oltr", stages=None, nproc: int = 1, progress=True,
+               reuse_stage1: bool = False, **overrides) -> list:
     "Train the method's stages in order (in-process, or under torchrun when nproc > 1)."
     cfgs = stage_configs(dataset, method, stages, **overrides)
+    shared = shared_stage1(cfgs[0]) if reuse_stage1 and len(cfgs) == 2 and not cfgs[1].init_from else None
+    if shared:
+        print(f"stage 1: reusing {shared}, which has the same stage-1 settings")
+        cfgs = [replace(cfgs[1], init_from=str(shared))]
     if nproc > 1:
         launch_torchrun(cfgs, nproc)
         return [read_result(c) for c in cfgs]
@@ -538,7 +557,7 @@ def read_result(cfg: ExperimentConfig) -> dict:
     out = run_dir(cfg)
     return dict(run_dir=str(out), metrics=json.loads((out / "eval" / "metrics.json").read_text()))
 
-# %% ../nbs/05_train.ipynb #53fa4f55
+# %% ../nbs/05_train.ipynb #72aa9843
 def cli_args(cfg: ExperimentConfig, stages=None) -> list:
     "`oltr-train` arguments that reproduce `cfg` (all stages of `stages`)."
     args = ["--dataset", cfg.dataset, "--method", cfg.method, "--stages", ",".join(map(str, stages or (cfg.stage,)))]
@@ -563,7 +582,7 @@ def launch_torchrun(cfgs: list, nproc: int):
     if proc.wait():
         raise RuntimeError(f"torchrun exited with status {proc.returncode}: {' '.join(cmd)}")
 
-# %% ../nbs/05_train.ipynb #44c6001e
+# %% ../nbs/05_train.ipynb #6575bff0
 def _arg_type(value):
     "argparse type for a config field whose default is `value`."
     if isinstance(value, bool): return None
@@ -620,11 +639,11 @@ def main(argv=None):
     if dist.is_initialized():
         dist.destroy_process_group()
 
-# %% ../nbs/05_train.ipynb #f0a8a99e
+# %% ../nbs/05_train.ipynb #b2bd2f43
 if __name__ == "__main__":
     main()
 
-# %% ../nbs/05_train.ipynb #62a161f0
+# %% ../nbs/05_train.ipynb #09b09576
 def feature_cache(model, data, cfg, device, ckpt: dict, path: Path) -> dict:
     "Features, logits and labels of train (eval transforms), val and test + open; read from `path` when fresh."
     if path.exists():
