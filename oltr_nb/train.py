@@ -13,7 +13,7 @@ __all__ = ['TUPLE_FIELDS', 'FLOAT_FIELDS', 'INT_FIELDS', 'seed_everything', 'res
            'parse_stages', 'stage_configs', 'stage1_signature', 'shared_stage1', 'run_stages', 'read_result',
            'cli_args', 'launch_torchrun', 'make_parser', 'main', 'feature_cache', 'posthoc_stage']
 
-# %% ../nbs/05_train.ipynb #4f2c43c4
+# %% ../nbs/05_train.ipynb #1dd9b188
 import csv, json, math, os, random, subprocess, sys, tempfile, time, warnings, argparse
 from contextlib import nullcontext
 from dataclasses import replace
@@ -40,7 +40,7 @@ from .metrics import evaluate
 from .baselines import make_criterion
 from .methods import make_head, fit_posthoc, cache_key, cache_is_fresh
 
-# %% ../nbs/05_train.ipynb #7ad2328d
+# %% ../nbs/05_train.ipynb #1b5efee6
 def seed_everything(seed: int, # one seed for python, numpy and torch
                     deterministic: bool = False): # also ask torch for deterministic algorithms
     "Seed every random number generator the run uses."
@@ -60,7 +60,7 @@ def resolve_device(name: str = "auto") -> torch.device: # "auto", "cpu", "cuda" 
         name = f"cuda:{os.environ['LOCAL_RANK']}"
     return torch.device(name)
 
-# %% ../nbs/05_train.ipynb #0a5b8c6e
+# %% ../nbs/05_train.ipynb #d412dcc9
 def world() -> tuple:
     "(rank, world_size) of this process; (0, 1) outside torchrun."
     if dist.is_available() and dist.is_initialized():
@@ -83,7 +83,7 @@ def all_reduce_sum(*tensors):
             dist.all_reduce(t)
     return tensors
 
-# %% ../nbs/05_train.ipynb #e14e2db6
+# %% ../nbs/05_train.ipynb #3d2e547d
 def make_loader(dataset, cfg: ExperimentConfig, sampler, device=torch.device("cpu")):
     "The training DataLoader: the run's batch size (per rank), its sampler, workers and pinned memory."
     _, ws = world()
@@ -110,7 +110,7 @@ def rank_share(dataset):
     rank, ws = world()
     return dataset if ws == 1 else Subset(dataset, range(rank, len(dataset), ws))
 
-# %% ../nbs/05_train.ipynb #2feb1271
+# %% ../nbs/05_train.ipynb #0e0c7b8b
 def build_stage_model(cfg: ExperimentConfig, data) -> nn.Module:
     "The stage's model, on the CPU, freshly initialised."
     meta = cfg.method == "oltr" and cfg.stage == 2
@@ -154,7 +154,7 @@ def load_pretrained_backbone(model: nn.Module, path: Optional[str]):
                          f"({len(unexpected)} of {len(state)} keys unknown, e.g. {unexpected[:3]})")
     return missing
 
-# %% ../nbs/05_train.ipynb #967dbfc0
+# %% ../nbs/05_train.ipynb #6833d886
 def lr_factor(cfg: ExperimentConfig, epoch: int) -> float:
     "The schedule's multiplier of the base learning rate during `epoch` (0-based)."
     if cfg.warmup_epochs and epoch < cfg.warmup_epochs:
@@ -175,7 +175,7 @@ def make_optimizers(cfg: ExperimentConfig, model: nn.Module, centroid_loss=None)
     scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, lambda e: lr_factor(cfg, e)) for k, o in opts.items()}
     return opts, scheds
 
-# %% ../nbs/05_train.ipynb #47cd9345
+# %% ../nbs/05_train.ipynb #4fdf3e8d
 def atomic_save(obj, path: Path):
     "torch.save `obj` to `path` through a temporary file, fsync and rename."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -204,7 +204,7 @@ def set_rng_state(state: dict):
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
-# %% ../nbs/05_train.ipynb #6cb3d778
+# %% ../nbs/05_train.ipynb #c5f9c61e
 def autocast_ctx(cfg: ExperimentConfig, device: torch.device):
     "bf16 (or fp16) autocast on CUDA; nothing on the CPU."
     if device.type != "cuda" or cfg.amp == "none":
@@ -261,7 +261,7 @@ def closed_top1(pred: dict) -> float:
     known = pred["labels"] >= 0
     return float((pred["probs"][known].argmax(1) == pred["labels"][known]).mean())
 
-# %% ../nbs/05_train.ipynb #82fc3330
+# %% ../nbs/05_train.ipynb #f2134262
 class NonFiniteLoss(RuntimeError):
     "The loss became NaN or infinite."
 
@@ -274,7 +274,7 @@ def check_finite(losses: list, first_step: int, epoch: int):
         raise NonFiniteLoss(f"loss is {values[bad[0]].item()} at epoch {epoch + 1}, global step {step}; "
                             f"stopped without saving, the last good checkpoint is kept")
 
-# %% ../nbs/05_train.ipynb #2fdc9654
+# %% ../nbs/05_train.ipynb #28de413a
 def stage_losses(cfg: ExperimentConfig, out: dict, labels, criterion, centroid_loss) -> dict:
     "The method's classification loss and, in OLTR's stage 2, the weighted discriminative centroid loss."
     losses = {"cls": cfg.ce_weight * criterion(out["logits"].float(), labels, out["features"].float())}
@@ -291,7 +291,7 @@ def log_row(path: Path, row: dict):
         if new: w.writeheader()
         w.writerow(row)
 
-# %% ../nbs/05_train.ipynb #b5546d27
+# %% ../nbs/05_train.ipynb #9bb06d66
 def prepare_stage(cfg: ExperimentConfig, data, device: torch.device):
     "Model, criterion, centroid loss, optimizers and schedules of a stage, initialised as the official code does."
     model = build_stage_model(cfg, data)
@@ -332,7 +332,7 @@ def reduce_sums(sums, counts):
     all_reduce_sum(sums, counts)
     return sums, counts
 
-# %% ../nbs/05_train.ipynb #964ad322
+# %% ../nbs/05_train.ipynb #aa5ab304
 def train_stage(cfg: ExperimentConfig, data=None, until_epoch: Optional[int] = None, progress: bool = True) -> dict:
     "Train one stage; resume from last.pt if `cfg.resume`; evaluate the best checkpoint on test + open."
     started = time.time()
@@ -388,7 +388,7 @@ def train_stage(cfg: ExperimentConfig, data=None, until_epoch: Optional[int] = N
         return dict(run_dir=str(out_dir), stopped_at_epoch=state["epoch"])
     return final_evaluation(cfg, unwrap(model), data, device, out_dir, started)
 
-# %% ../nbs/05_train.ipynb #235c4e3d
+# %% ../nbs/05_train.ipynb #4e1ea757
 def run_epoch(cfg, train_model, model, criterion, centroid_loss, loader, opts, scaler, device, epoch, steps, step0,
               progress):
     "One epoch of `steps` optimisation steps; returns the mean of each loss term."
@@ -435,7 +435,7 @@ def make_writer(out_dir: Path):
     from torch.utils.tensorboard import SummaryWriter
     return SummaryWriter(log_dir=str(out_dir / "tb"))
 
-# %% ../nbs/05_train.ipynb #5d79cf3a
+# %% ../nbs/05_train.ipynb #0e7b57c5
 def training_state(model, centroid_loss, opts, scheds, scaler, state, cfg) -> dict:
     "Everything a checkpoint holds."
     return dict(model=model.state_dict(), centroid_loss=centroid_loss.state_dict() if centroid_loss else None,
@@ -455,7 +455,7 @@ def load_training_state(path: Path, model, centroid_loss, opts, scheds, scaler) 
     set_rng_state(ckpt["rng"])
     return {k: ckpt[k] for k in ("epoch", "step", "best_acc", "best_epoch")}
 
-# %% ../nbs/05_train.ipynb #f55a34b3
+# %% ../nbs/05_train.ipynb #8f82f441
 def git_sha() -> Optional[str]:
     "The project's current commit, or None outside a git checkout."
     root = project_root(Path(oltr_nb.__file__).parent)
@@ -503,7 +503,7 @@ def device_name(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     return f"cpu ({torch.get_num_threads()} threads)"
 
-# %% ../nbs/05_train.ipynb #678b6552
+# %% ../nbs/05_train.ipynb #34b88b05
 def parse_stages(stages, method: str) -> tuple:
     "Stages as a tuple of ints from '1', '2', '1,2' or a sequence; checked against the method."
     check_allowed("method", method, tuple(METHOD_STAGES))
@@ -557,7 +557,7 @@ def read_result(cfg: ExperimentConfig) -> dict:
     out = run_dir(cfg)
     return dict(run_dir=str(out), metrics=json.loads((out / "eval" / "metrics.json").read_text()))
 
-# %% ../nbs/05_train.ipynb #72aa9843
+# %% ../nbs/05_train.ipynb #6b365231
 def cli_args(cfg: ExperimentConfig, stages=None) -> list:
     "`oltr-train` arguments that reproduce `cfg` (all stages of `stages`)."
     args = ["--dataset", cfg.dataset, "--method", cfg.method, "--stages", ",".join(map(str, stages or (cfg.stage,)))]
@@ -582,7 +582,7 @@ def launch_torchrun(cfgs: list, nproc: int):
     if proc.wait():
         raise RuntimeError(f"torchrun exited with status {proc.returncode}: {' '.join(cmd)}")
 
-# %% ../nbs/05_train.ipynb #6575bff0
+# %% ../nbs/05_train.ipynb #4a1c0202
 def _arg_type(value):
     "argparse type for a config field whose default is `value`."
     if isinstance(value, bool): return None
@@ -639,11 +639,11 @@ def main(argv=None):
     if dist.is_initialized():
         dist.destroy_process_group()
 
-# %% ../nbs/05_train.ipynb #b2bd2f43
+# %% ../nbs/05_train.ipynb #b8a4b618
 if __name__ == "__main__":
     main()
 
-# %% ../nbs/05_train.ipynb #09b09576
+# %% ../nbs/05_train.ipynb #0929691a
 def feature_cache(model, data, cfg, device, ckpt: dict, path: Path) -> dict:
     "Features, logits and labels of train (eval transforms), val and test + open; read from `path` when fresh."
     if path.exists():
