@@ -328,6 +328,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'oltr_nb.report.memory_choices': ('report.html#memory_choices', 'oltr_nb/report.py'),
                                 'oltr_nb.report.method_metrics': ('report.html#method_metrics', 'oltr_nb/report.py'),
                                 'oltr_nb.report.metrics_table': ('report.html#metrics_table', 'oltr_nb/report.py'),
+                                'oltr_nb.report.oltr_stage1': ('report.html#oltr_stage1', 'oltr_nb/report.py'),
                                 'oltr_nb.report.open_source_classes': ('report.html#open_source_classes', 'oltr_nb/report.py'),
                                 'oltr_nb.report.paper_numbers': ('report.html#paper_numbers', 'oltr_nb/report.py'),
                                 'oltr_nb.report.paper_only_table': ('report.html#paper_only_table', 'oltr_nb/report.py'),

@@ -7,12 +7,12 @@ __all__ = ['TABLE_COLUMNS', 'FRACTION_KEYS', 'PAPER_DATASETS', 'PAPER_ONLY', 'PA
            'load_run', 'load_outputs', 'metrics_table', 'plot_training_curves', 'plot_per_class', 'paper_numbers',
            'final_stage', 'is_implemented', 'stage_dir', 'run_state', 'train_command', 'papermill_command', 'run_lock',
            'ensure_run', 'settings', 'format_summary', 'method_metrics', 'paper_table', 'paper_only_table',
-           'ablation_dir', 'ensure_ablations', 'ablation_table', 'plot_ablations', 'f_measure_vs_threshold',
-           'open_source_classes', 'f_measure_vs_open_classes', 'plot_curves', 'plot_reachability',
-           'reliability_by_group', 'plot_reliability', 'load_model', 'memory_choices', 'few_shot_examples',
-           'plot_memory_choices']
+           'ablation_dir', 'oltr_stage1', 'ensure_ablations', 'ablation_table', 'plot_ablations',
+           'f_measure_vs_threshold', 'open_source_classes', 'f_measure_vs_open_classes', 'plot_curves',
+           'plot_reachability', 'reliability_by_group', 'plot_reliability', 'load_model', 'memory_choices',
+           'few_shot_examples', 'plot_memory_choices']
 
-# %% ../nbs/06_report.ipynb #0a367a35
+# %% ../nbs/06_report.ipynb #fda2a22c
 import fcntl, itertools, json, shlex
 from contextlib import contextmanager
 from functools import lru_cache
@@ -31,7 +31,7 @@ from .data import load_fashion_mnist, load_manifest
 from .metrics import aggregate, evaluate, open_f_measure, open_predictions, reliability_curve, SHOT_GROUPS
 from .train import build_stage_model, cli_args, run_stages, stage_configs
 
-# %% ../nbs/06_report.ipynb #3a7b04a4
+# %% ../nbs/06_report.ipynb #4df0ec2e
 def load_run(run_dir) -> dict: # a stage's run directory, e.g. runs/digits_lt/oltr/seed0/stage2
     "The config, training log, metrics and per-class table of one finished stage."
     run_dir = Path(run_dir)
@@ -52,7 +52,7 @@ def load_outputs(run_dir) -> dict: # a finished stage's run directory
     out["probs"] = torch.softmax(logits, 1).numpy()
     return out
 
-# %% ../nbs/06_report.ipynb #be838a59
+# %% ../nbs/06_report.ipynb #b40e4e45
 TABLE_COLUMNS = [("closed", "many"), ("closed", "medium"), ("closed", "few"), ("closed", "top1"),
                  ("open", "many"), ("open", "medium"), ("open", "few"), ("open", "f_measure"), ("open", "auroc")]
 FRACTION_KEYS = ("f_measure", "auroc", "aupr", "fpr95", "oscr", "ece", "macro_f1")
@@ -73,7 +73,7 @@ def metrics_table(runs: list) -> pd.DataFrame: # results of `load_run`
     cols = pd.MultiIndex.from_tuples([(s, {"top1": "overall", "f_measure": "F"}.get(k, k)) for s, k in TABLE_COLUMNS])
     return pd.DataFrame.from_dict(rows, orient="index", columns=cols)
 
-# %% ../nbs/06_report.ipynb #ad57fd5a
+# %% ../nbs/06_report.ipynb #d24a9b92
 def _label(r) -> str:
     "Legend label of a run: method and stage."
     return f"{r['metrics']['method']} stage {r['metrics'].get('stage', '?')}"
@@ -100,7 +100,7 @@ def plot_per_class(runs: list, ax=None):
     ax.legend(); fig.tight_layout()
     return fig
 
-# %% ../nbs/06_report.ipynb #fa28cc6e
+# %% ../nbs/06_report.ipynb #007b3df3
 @lru_cache(maxsize=None)
 def paper_numbers(path=None) -> dict: # the YAML file; None: oltr_nb/paper_numbers.yaml
     "The paper's published numbers (percent as printed, F-measure as a fraction)."
@@ -112,7 +112,7 @@ def paper_numbers(path=None) -> dict: # the YAML file; None: oltr_nb/paper_numbe
 PAPER_DATASETS = ("imagenet_lt", "places_lt")  # datasets with the paper's main table
 PAPER_ONLY = ("megaface", "sun_lt")  # tables whose datasets the project cannot build
 
-# %% ../nbs/06_report.ipynb #b2145eec
+# %% ../nbs/06_report.ipynb #97eab0e7
 def final_stage(method: str) -> int: # an engine method name
     "The stage whose evaluation is the method's result."
     return METHOD_STAGES[method][-1]
@@ -152,7 +152,7 @@ def run_lock(folder): # the folder the lock file goes in
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
-# %% ../nbs/06_report.ipynb #188ea69e
+# %% ../nbs/06_report.ipynb #8a761421
 def ensure_run(dataset: str, # one of DATASET_NAMES
                method: str, # an engine method name
                seed: int = 0,
@@ -192,14 +192,14 @@ def _found(states, final, command, overwrite) -> dict:
                     note="a finished run with other settings is there; not overwritten (overwrite=True re-trains)")
     return dict(status="not run", run_dir=None, command=command, note="")
 
-# %% ../nbs/06_report.ipynb #2e17c17c
+# %% ../nbs/06_report.ipynb #dac6b00b
 def settings(cfg_dict: dict) -> str: # a run's config.json
     "The result-relevant values that differ from the dataset's preset, or 'preset'."
     preset = config_dict(make_config(cfg_dict["dataset"], cfg_dict["method"], cfg_dict["stage"]))
     diff = [f"{k}={v}" for k, v in cfg_dict.items() if k not in RESULT_NEUTRAL + ("seed",) and preset.get(k) != v]
     return ", ".join(diff) or "preset"
 
-# %% ../nbs/06_report.ipynb #857c1de4
+# %% ../nbs/06_report.ipynb #171e7115
 PAPER_COLUMNS = [("closed", "many"), ("closed", "medium"), ("closed", "few"), ("closed", "overall"),
                  ("open", "many"), ("open", "medium"), ("open", "few"), ("open", "F")]
 _METRIC_KEY = {"overall": "top1", "F": "f_measure"}
@@ -240,7 +240,7 @@ def _run_settings(runs_dir, dataset, method, seeds) -> str:
         if (path.parent / "eval" / "metrics.json").exists(): found.append(settings(json.loads(path.read_text())))
     return "; ".join(dict.fromkeys(found))
 
-# %% ../nbs/06_report.ipynb #9d6f1b04
+# %% ../nbs/06_report.ipynb #e2bfb0fd
 def paper_table(runs_dir, # where the runs live (<runs_dir>/<dataset>/<method>/seed<k>/stage<n>)
                 dataset: str, # our dataset
                 methods=None, # extra engine methods to list; the paper's seven are always listed
@@ -297,7 +297,7 @@ def paper_only_table(name: str) -> pd.DataFrame: # "megaface" or "sun_lt"
     df = pd.DataFrame.from_dict(t["rows"], orient="index", columns=cols)
     return df.astype(object).where(df.notna(), "-")
 
-# %% ../nbs/06_report.ipynb #0f442230
+# %% ../nbs/06_report.ipynb #3b918f15
 ABLATIONS = {
     "no memory feature": dict(use_memory=False),
     "no concept selector": dict(use_selector=False),
@@ -313,6 +313,12 @@ def ablation_dir(runs_dir, variant: str) -> Path:
     "`<runs_dir>/ablations/<variant with underscores>`: the out_dir of one variant."
     return Path(runs_dir) / "ablations" / variant.replace(" ", "_").replace("-", "_")
 
+def oltr_stage1(runs_dir, dataset: str, seed: int) -> Path:
+    "The stage-1 best.pt full OLTR's stage 2 started from (its own, or the one it reused via init_from)."
+    cfg2 = stage_dir(runs_dir, dataset, "oltr", seed, 2) / "config.json"
+    init_from = json.loads(cfg2.read_text()).get("init_from") if cfg2.exists() else None
+    return Path(init_from) if init_from else stage_dir(runs_dir, dataset, "oltr", seed, 1) / "best.pt"
+
 def ensure_ablations(runs_dir, dataset: str = "digits_lt", seed: int = 0, variants=None, run: bool = True,
                      **overrides) -> dict: # variant -> ensure_run result; "full OLTR" included
     "Full OLTR (both stages), then each variant's stage 2 from full OLTR's stage-1 best.pt."
@@ -321,7 +327,7 @@ def ensure_ablations(runs_dir, dataset: str = "digits_lt", seed: int = 0, varian
     unknown = [v for v in variants if v not in ABLATIONS]
     if unknown: raise ValueError(f"unknown ablation variant(s) {unknown}; choose from: {', '.join(ABLATIONS)}")
     out = {"full OLTR": ensure_run(dataset, "oltr", seed, runs_dir, run=run, **overrides)}
-    stage1 = stage_dir(runs_dir, dataset, "oltr", seed, 1) / "best.pt"
+    stage1 = oltr_stage1(runs_dir, dataset, seed)
     for v in variants:
         out[v] = ensure_run(dataset, "oltr", seed, ablation_dir(runs_dir, v), run=run and stage1.exists(),
                             stages="2", init_from=str(stage1), **{**overrides, **ABLATIONS[v]})
@@ -357,7 +363,7 @@ def plot_ablations(table: pd.DataFrame, # from ablation_table
     np.atleast_1d(axes)[0].invert_yaxis(); fig.tight_layout()
     return fig
 
-# %% ../nbs/06_report.ipynb #b7c6c1be
+# %% ../nbs/06_report.ipynb #26426492
 def f_measure_vs_threshold(run_dir, # a finished stage
                            thresholds=tuple(np.round(np.linspace(0.01, 0.3, 30), 2)), # open thresholds to try
                           ) -> pd.Series: # F-measure indexed by threshold
@@ -404,7 +410,7 @@ def f_measure_vs_open_classes(run_dir, # a finished stage
         rows.append(dict(open_classes=k, f_measure=float(np.mean(f)), low=min(f), high=max(f), subsets=len(subsets)))
     return pd.DataFrame(rows).set_index("open_classes")
 
-# %% ../nbs/06_report.ipynb #0d4ed83a
+# %% ../nbs/06_report.ipynb #d581a006
 def plot_curves(curves: dict, # label -> pd.Series (or DataFrame with an `f_measure` column)
                 xlabel: str, ax=None, title: str = ""):
     "F-measure curves, one line per label."
@@ -418,7 +424,7 @@ def plot_curves(curves: dict, # label -> pd.Series (or DataFrame with an `f_meas
     ax.legend(); fig.tight_layout()
     return fig
 
-# %% ../nbs/06_report.ipynb #300c8f7b
+# %% ../nbs/06_report.ipynb #534219ce
 def plot_reachability(run_dir, ax=None, bins: int = 30):
     "Histograms of the reachability of known and open test images of a stage-2 OLTR run."
     out = load_outputs(run_dir)
@@ -453,7 +459,7 @@ def plot_reliability(curves: dict, title: str = ""): # from reliability_by_group
     axes[0][0].set(ylabel="accuracy"); fig.suptitle(title); fig.tight_layout()
     return fig
 
-# %% ../nbs/06_report.ipynb #2d37de7c
+# %% ../nbs/06_report.ipynb #31f03c8f
 def load_model(run_dir, data): # a stage run directory; a DataBundle from oltr_nb.data.build_data
     "The run's best model on the CPU in eval mode, centroids set."
     run_dir = Path(run_dir)
