@@ -416,7 +416,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'oltr_nb.train.predict': ('train.html#predict', 'oltr_nb/train.py'),
                                'oltr_nb.train.prepare_stage': ('train.html#prepare_stage', 'oltr_nb/train.py'),
                                'oltr_nb.train.rank_share': ('train.html#rank_share', 'oltr_nb/train.py'),
-                               'oltr_nb.train.rank_share_sampler': ('train.html#rank_share_sampler', 'oltr_nb/train.py'),
                                'oltr_nb.train.read_result': ('train.html#read_result', 'oltr_nb/train.py'),
                                'oltr_nb.train.reduce_sums': ('train.html#reduce_sums', 'oltr_nb/train.py'),
                                'oltr_nb.train.resolve_device': ('train.html#resolve_device', 'oltr_nb/train.py'),

@@ -8,13 +8,13 @@ __all__ = ['DATASET_NAMES', 'METHOD_STAGES', 'POSTHOC_METHODS', 'HEADS', 'AMP_MO
            'validate', 'make_config', 'project_root', 'default_runs_dir', 'run_dir', 'config_dict', 'config_sha256',
            'config_from_dict']
 
-# %% ../nbs/00_config.ipynb #5f6fc975
+# %% ../nbs/00_config.ipynb #71123ca7
 import dataclasses, hashlib, json, os
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Optional
 
-# %% ../nbs/00_config.ipynb #2b333d37
+# %% ../nbs/00_config.ipynb #87d7e104
 DATASET_NAMES = ("digits_lt", "fashion_mnist_lt", "cifar10_lt", "cifar100_lt", "imagenet_lt", "places_lt")
 METHOD_STAGES = {  # method -> its stages; stage 1 always trains a backbone and a head
     "plain": (1,), "msp": (1,), "oltr": (1, 2),
@@ -42,7 +42,7 @@ CHOICES = dict(  # every parameter with a fixed set of values
     head=HEADS,
 )
 
-# %% ../nbs/00_config.ipynb #7bb23b1b
+# %% ../nbs/00_config.ipynb #609a1d46
 COMMON = dict(momentum=0.9, weight_decay=5e-4, lr_gamma=0.1, batch_size=128, feat_dim=512,
               open_threshold=0.1, ce_weight=1.0, centroid_weight=0.01, num_samples_cls=4)
 
@@ -83,7 +83,7 @@ METHOD_PRESETS = {  # (method, stage) -> changes to the dataset preset
     ("crt", 2): DECOUPLED, ("lws", 2): DECOUPLED,
 }
 
-# %% ../nbs/00_config.ipynb #e7114a08
+# %% ../nbs/00_config.ipynb #bbe019ba
 @dataclass
 class ExperimentConfig:
     "Every value one stage of one run uses."
@@ -148,7 +148,7 @@ class ExperimentConfig:
     needs_pretrained: bool = False
     max_steps_per_epoch: Optional[int] = None  # cap for smoke tests; None: floor(N_train / batch)
 
-# %% ../nbs/00_config.ipynb #10b784a2
+# %% ../nbs/00_config.ipynb #9a0b30f6
 def check_allowed(name, value, allowed):
     "Raise ValueError unless `value` is one of `allowed`."
     if value not in allowed:
@@ -160,7 +160,7 @@ def _positive(name, value, strict=True):
     if not ok:
         raise ValueError(f"{name}={value!r} must be a {'positive' if strict else 'non-negative'} number")
 
-# %% ../nbs/00_config.ipynb #7842bfa4
+# %% ../nbs/00_config.ipynb #4b313c86
 def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     "Check every field of `cfg`; raise ValueError naming the first bad parameter."
     check_allowed("dataset", cfg.dataset, DATASET_NAMES)
@@ -186,7 +186,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         raise ValueError(f"batch_size={cfg.batch_size} must be a multiple of num_samples_cls={cfg.num_samples_cls}")
     return cfg
 
-# %% ../nbs/00_config.ipynb #49ac22d0
+# %% ../nbs/00_config.ipynb #0c98cc00
 def make_config(dataset="digits_lt", method="oltr", stage=1, **overrides) -> ExperimentConfig:
     "The preset for `dataset` and `stage`, with `overrides` on top, validated."
     check_allowed("dataset", dataset, DATASET_NAMES)
@@ -201,7 +201,7 @@ def make_config(dataset="digits_lt", method="oltr", stage=1, **overrides) -> Exp
               **{k: v for k, v in overrides.items() if v is not None}}
     return validate(ExperimentConfig(dataset=dataset, method=method, stage=stage, **values))
 
-# %% ../nbs/00_config.ipynb #5d0c3740
+# %% ../nbs/00_config.ipynb #f6b2b893
 def project_root(start: Optional[Path] = None) -> Optional[Path]:
     "The nearest folder at or above `start` (default: the working directory) holding pyproject.toml."
     here = Path(start or Path.cwd()).resolve()
@@ -218,7 +218,7 @@ def run_dir(cfg: ExperimentConfig) -> Path:
     base = Path(cfg.out_dir) if cfg.out_dir else default_runs_dir()
     return base / cfg.dataset / cfg.method / f"seed{cfg.seed}" / f"stage{cfg.stage}"
 
-# %% ../nbs/00_config.ipynb #dd38d011
+# %% ../nbs/00_config.ipynb #100feeae
 RESULT_NEUTRAL = ("out_dir", "data_root", "pretrained", "init_from", "resume", "device", "num_workers", "log_every",
                   "fast_data")
 

@@ -6,11 +6,9 @@
 __all__ = ['HeadClassifier', 'make_head', 'cache_key', 'cache_is_fresh', 'linear_of', 'softmax_rule', 'fit_tau_norm', 'fit_ncm',
            'train_on_features', 'fit_crt', 'fit_lws', 'fit_openmax_rule', 'fit_fslwf', 'fit_posthoc']
 
-# %% ../nbs/09_methods.ipynb #475bc878
-import math
+# %% ../nbs/09_methods.ipynb #63d3a6fd
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -20,7 +18,7 @@ from .baselines import (FSLwFClassifier, LWSClassifier, NCMClassifier, choose_ta
 from .data import make_sampler
 from .metrics import shot_groups
 
-# %% ../nbs/09_methods.ipynb #5b0e6090
+# %% ../nbs/09_methods.ipynb #ff3cce7f
 class HeadClassifier(nn.Module):
     "Adapt a (B, D) -> (B, C) head to the classifier interface of OLTRModel."
     def __init__(self, head: nn.Module, # maps features to logits
@@ -41,7 +39,7 @@ def make_head(kind: str, # "cosine" or "fslwf" (the dot-product head is models.D
         return HeadClassifier(FSLwFClassifier(feat_dim, num_classes), feat_dim, num_classes)
     raise ValueError(f"head={kind!r} is not allowed here; choose one of: cosine, fslwf")
 
-# %% ../nbs/09_methods.ipynb #2a43b56f
+# %% ../nbs/09_methods.ipynb #85fa36cf
 def cache_key(ckpt: dict) -> dict:
     "What identifies the stage-1 checkpoint a feature cache was computed from."
     return dict(step=int(ckpt["step"]), best_epoch=int(ckpt["best_epoch"]), best_acc=float(ckpt["best_acc"]))
@@ -50,7 +48,7 @@ def cache_is_fresh(cache: dict, ckpt: dict) -> bool:
     "True when `cache` was computed from `ckpt`."
     return cache.get("key") == cache_key(ckpt)
 
-# %% ../nbs/09_methods.ipynb #e735158d
+# %% ../nbs/09_methods.ipynb #99f08ed3
 def linear_of(classifier: nn.Module) -> nn.Linear:
     "The Linear layer of a stage-1 dot-product classifier."
     fc = getattr(classifier, "fc", None)
@@ -76,7 +74,7 @@ def fit_ncm(cache: dict, classifier: nn.Module, log: list) -> Callable:
     ncm = NCMClassifier(f.shape[1], int(y.max()) + 1).fit(f, y)
     return softmax_rule(lambda feats, _: ncm(feats))
 
-# %% ../nbs/09_methods.ipynb #a284661c
+# %% ../nbs/09_methods.ipynb #6f97929b
 def train_on_features(module: nn.Module, cache: dict, cfg, log: list, seed: int) -> nn.Module:
     "Train `module` (features -> logits) on cached training features with the config's sampler and SGD."
     f, y = cache["train"]["features"], cache["train"]["labels"]
@@ -107,7 +105,7 @@ def fit_lws(cache: dict, classifier: nn.Module, log: list, cfg=None, seed=0) -> 
     lws = train_on_features(LWSClassifier(linear_of(classifier)), cache, cfg, log, seed)
     return softmax_rule(lambda feats, _: lws(feats))
 
-# %% ../nbs/09_methods.ipynb #29a0a6a3
+# %% ../nbs/09_methods.ipynb #4fe31ac5
 def fit_openmax_rule(cache: dict, classifier: nn.Module, log: list, threshold: float = 0.1, tail_size: int = 20,
                      alpha_rank: int = 10) -> Callable:
     "OpenMax on the logits: renormalised known probabilities, open score 1 - p(unknown), its own rejections."
@@ -132,7 +130,7 @@ def fit_fslwf(cache: dict, classifier: nn.Module, log: list, few_classes=()) -> 
     log.append(dict(epoch=1, imprinted_classes=len(few_classes)))
     return softmax_rule(lambda feats, _: head(feats))
 
-# %% ../nbs/09_methods.ipynb #7573df2d
+# %% ../nbs/09_methods.ipynb #8b0318dd
 def fit_posthoc(method: str, # one of config.POSTHOC_METHODS
                 cache: dict, # split -> {"features", "logits", "labels"} (CPU tensors)
                 classifier: nn.Module, # the stage-1 model's classifier (CPU)

@@ -7,14 +7,14 @@ __all__ = ['TUPLE_FIELDS', 'FLOAT_FIELDS', 'INT_FIELDS', 'seed_everything', 'res
            'all_reduce_sum', 'make_loader', 'train_sampler', 'load_data', 'rank_share', 'build_stage_model',
            'stage1_checkpoint', 'load_stage1', 'load_pretrained_backbone', 'lr_factor', 'make_optimizers',
            'atomic_save', 'rng_state', 'set_rng_state', 'autocast_ctx', 'unwrap', 'predict', 'gather_in_order',
-           'closed_top1', 'NonFiniteLoss', 'check_finite', 'stage_losses', 'log_row', 'prepare_stage',
-           'rank_share_sampler', 'reduce_sums', 'train_stage', 'run_epoch', 'average_grad', 'make_writer',
-           'training_state', 'load_training_state', 'git_sha', 'final_evaluation', 'write_evaluation', 'device_name',
-           'parse_stages', 'stage_configs', 'stage1_signature', 'shared_stage1', 'run_stages', 'read_result',
-           'cli_args', 'launch_torchrun', 'make_parser', 'main', 'feature_cache', 'posthoc_stage']
+           'closed_top1', 'NonFiniteLoss', 'check_finite', 'stage_losses', 'log_row', 'prepare_stage', 'reduce_sums',
+           'train_stage', 'run_epoch', 'average_grad', 'make_writer', 'training_state', 'load_training_state',
+           'git_sha', 'final_evaluation', 'write_evaluation', 'device_name', 'parse_stages', 'stage_configs',
+           'stage1_signature', 'shared_stage1', 'run_stages', 'read_result', 'cli_args', 'launch_torchrun',
+           'make_parser', 'main', 'feature_cache', 'posthoc_stage']
 
-# %% ../nbs/05_train.ipynb #1dd9b188
-import csv, json, math, os, random, subprocess, sys, tempfile, time, warnings, argparse
+# %% ../nbs/05_train.ipynb #4c84eebf
+import argparse, csv, json, os, random, subprocess, sys, tempfile, time
 from contextlib import nullcontext
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -25,13 +25,13 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-import torch.nn.functional as F
 from fastcore.docments import docments
 import oltr_nb
 from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
 
 from .config import (ExperimentConfig, make_config, config_dict, config_sha256, config_from_dict, run_dir,
-                            METHOD_STAGES, POSTHOC_METHODS, DATASET_NAMES, project_root, validate, check_allowed)
+                            METHOD_STAGES, POSTHOC_METHODS, DATASET_NAMES, project_root, check_allowed)
 from .data import build_data, make_sampler, open_test, ShardedShuffleSampler
 from .speed import fast_bundle
 from .models import build_model, compute_centroids, transfer_stage1, freeze_backbone_except, OLTRModel
@@ -40,7 +40,7 @@ from .metrics import evaluate
 from .baselines import make_criterion
 from .methods import make_head, fit_posthoc, cache_key, cache_is_fresh
 
-# %% ../nbs/05_train.ipynb #1b5efee6
+# %% ../nbs/05_train.ipynb #f0fbbf68
 def seed_everything(seed: int, # one seed for python, numpy and torch
                     deterministic: bool = False): # also ask torch for deterministic algorithms
     "Seed every random number generator the run uses."
@@ -60,7 +60,7 @@ def resolve_device(name: str = "auto") -> torch.device: # "auto", "cpu", "cuda" 
         name = f"cuda:{os.environ['LOCAL_RANK']}"
     return torch.device(name)
 
-# %% ../nbs/05_train.ipynb #d412dcc9
+# %% ../nbs/05_train.ipynb #552efadd
 def world() -> tuple:
     "(rank, world_size) of this process; (0, 1) outside torchrun."
     if dist.is_available() and dist.is_initialized():
@@ -83,7 +83,7 @@ def all_reduce_sum(*tensors):
             dist.all_reduce(t)
     return tensors
 
-# %% ../nbs/05_train.ipynb #3d2e547d
+# %% ../nbs/05_train.ipynb #2e5bd449
 def make_loader(dataset, cfg: ExperimentConfig, sampler, device=torch.device("cpu")):
     "The training DataLoader: the run's batch size (per rank), its sampler, workers and pinned memory."
     _, ws = world()
@@ -110,7 +110,7 @@ def rank_share(dataset):
     rank, ws = world()
     return dataset if ws == 1 else Subset(dataset, range(rank, len(dataset), ws))
 
-# %% ../nbs/05_train.ipynb #0e0c7b8b
+# %% ../nbs/05_train.ipynb #8e5ca843
 def build_stage_model(cfg: ExperimentConfig, data) -> nn.Module:
     "The stage's model, on the CPU, freshly initialised."
     meta = cfg.method == "oltr" and cfg.stage == 2
@@ -154,7 +154,7 @@ def load_pretrained_backbone(model: nn.Module, path: Optional[str]):
                          f"({len(unexpected)} of {len(state)} keys unknown, e.g. {unexpected[:3]})")
     return missing
 
-# %% ../nbs/05_train.ipynb #6833d886
+# %% ../nbs/05_train.ipynb #2773c5d8
 def lr_factor(cfg: ExperimentConfig, epoch: int) -> float:
     "The schedule's multiplier of the base learning rate during `epoch` (0-based)."
     if cfg.warmup_epochs and epoch < cfg.warmup_epochs:
@@ -175,7 +175,7 @@ def make_optimizers(cfg: ExperimentConfig, model: nn.Module, centroid_loss=None)
     scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, lambda e: lr_factor(cfg, e)) for k, o in opts.items()}
     return opts, scheds
 
-# %% ../nbs/05_train.ipynb #4fdf3e8d
+# %% ../nbs/05_train.ipynb #c561793f
 def atomic_save(obj, path: Path):
     "torch.save `obj` to `path` through a temporary file, fsync and rename."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -204,7 +204,7 @@ def set_rng_state(state: dict):
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
-# %% ../nbs/05_train.ipynb #c5f9c61e
+# %% ../nbs/05_train.ipynb #ad5f4073
 def autocast_ctx(cfg: ExperimentConfig, device: torch.device):
     "bf16 (or fp16) autocast on CUDA; nothing on the CPU."
     if device.type != "cuda" or cfg.amp == "none":
@@ -261,7 +261,7 @@ def closed_top1(pred: dict) -> float:
     known = pred["labels"] >= 0
     return float((pred["probs"][known].argmax(1) == pred["labels"][known]).mean())
 
-# %% ../nbs/05_train.ipynb #f2134262
+# %% ../nbs/05_train.ipynb #0ff25c1c
 class NonFiniteLoss(RuntimeError):
     "The loss became NaN or infinite."
 
@@ -274,7 +274,7 @@ def check_finite(losses: list, first_step: int, epoch: int):
         raise NonFiniteLoss(f"loss is {values[bad[0]].item()} at epoch {epoch + 1}, global step {step}; "
                             f"stopped without saving, the last good checkpoint is kept")
 
-# %% ../nbs/05_train.ipynb #28de413a
+# %% ../nbs/05_train.ipynb #cb126cb7
 def stage_losses(cfg: ExperimentConfig, out: dict, labels, criterion, centroid_loss) -> dict:
     "The method's classification loss and, in OLTR's stage 2, the weighted discriminative centroid loss."
     losses = {"cls": cfg.ce_weight * criterion(out["logits"].float(), labels, out["features"].float())}
@@ -291,7 +291,7 @@ def log_row(path: Path, row: dict):
         if new: w.writeheader()
         w.writerow(row)
 
-# %% ../nbs/05_train.ipynb #9bb06d66
+# %% ../nbs/05_train.ipynb #5e5a11c3
 def prepare_stage(cfg: ExperimentConfig, data, device: torch.device):
     "Model, criterion, centroid loss, optimizers and schedules of a stage, initialised as the official code does."
     model = build_stage_model(cfg, data)
@@ -307,8 +307,7 @@ def prepare_stage(cfg: ExperimentConfig, data, device: torch.device):
         if cfg.freeze_backbone:
             freeze_backbone_except(model, bn_stats=cfg.bn_stats)
         model.to(device)
-        centroids = compute_centroids(model, DataLoader(data.train_eval, batch_size=cfg.batch_size,
-                                                        sampler=rank_share_sampler(data.train_eval)),
+        centroids = compute_centroids(model, DataLoader(rank_share(data.train_eval), batch_size=cfg.batch_size),
                                       num_classes=data.num_classes, device=device, reduce=reduce_sums)
         centroid_loss = DiscCentroidsLoss(data.num_classes, model.classifier.feat_dim, margin=cfg.centroid_margin,
                                           repel_weight=cfg.centroid_repel_weight,
@@ -322,17 +321,12 @@ def prepare_stage(cfg: ExperimentConfig, data, device: torch.device):
     opts, scheds = make_optimizers(cfg, model, centroid_loss)
     return model, criterion, centroid_loss, opts, scheds
 
-def rank_share_sampler(dataset):
-    "A sampler over this rank's strided share of `dataset` (all of it in one process)."
-    rank, ws = world()
-    return list(range(rank, len(dataset), ws))
-
 def reduce_sums(sums, counts):
     "All-reduce per-class feature sums and counts for the centroid pass."
     all_reduce_sum(sums, counts)
     return sums, counts
 
-# %% ../nbs/05_train.ipynb #aa5ab304
+# %% ../nbs/05_train.ipynb #6c29b1ce
 def train_stage(cfg: ExperimentConfig, data=None, until_epoch: Optional[int] = None, progress: bool = True) -> dict:
     "Train one stage; resume from last.pt if `cfg.resume`; evaluate the best checkpoint on test + open."
     started = time.time()
@@ -388,11 +382,10 @@ def train_stage(cfg: ExperimentConfig, data=None, until_epoch: Optional[int] = N
         return dict(run_dir=str(out_dir), stopped_at_epoch=state["epoch"])
     return final_evaluation(cfg, unwrap(model), data, device, out_dir, started)
 
-# %% ../nbs/05_train.ipynb #4e1ea757
+# %% ../nbs/05_train.ipynb #4cee070f
 def run_epoch(cfg, train_model, model, criterion, centroid_loss, loader, opts, scaler, device, epoch, steps, step0,
               progress):
     "One epoch of `steps` optimisation steps; returns the mean of each loss term."
-    from tqdm.auto import tqdm
     model.train()  # OLTRModel.train keeps frozen BatchNorm layers in eval mode when bn_stats='frozen'
     totals, window = {}, []
     bar = tqdm(total=steps, desc=f"stage {cfg.stage} epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
@@ -435,7 +428,7 @@ def make_writer(out_dir: Path):
     from torch.utils.tensorboard import SummaryWriter
     return SummaryWriter(log_dir=str(out_dir / "tb"))
 
-# %% ../nbs/05_train.ipynb #0e7b57c5
+# %% ../nbs/05_train.ipynb #1bfb847b
 def training_state(model, centroid_loss, opts, scheds, scaler, state, cfg) -> dict:
     "Everything a checkpoint holds."
     return dict(model=model.state_dict(), centroid_loss=centroid_loss.state_dict() if centroid_loss else None,
@@ -455,7 +448,7 @@ def load_training_state(path: Path, model, centroid_loss, opts, scheds, scaler) 
     set_rng_state(ckpt["rng"])
     return {k: ckpt[k] for k in ("epoch", "step", "best_acc", "best_epoch")}
 
-# %% ../nbs/05_train.ipynb #8f82f441
+# %% ../nbs/05_train.ipynb #a00f3a6a
 def git_sha() -> Optional[str]:
     "The project's current commit, or None outside a git checkout."
     root = project_root(Path(oltr_nb.__file__).parent)
@@ -503,7 +496,7 @@ def device_name(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     return f"cpu ({torch.get_num_threads()} threads)"
 
-# %% ../nbs/05_train.ipynb #34b88b05
+# %% ../nbs/05_train.ipynb #37c35500
 def parse_stages(stages, method: str) -> tuple:
     "Stages as a tuple of ints from '1', '2', '1,2' or a sequence; checked against the method."
     check_allowed("method", method, tuple(METHOD_STAGES))
@@ -557,7 +550,7 @@ def read_result(cfg: ExperimentConfig) -> dict:
     out = run_dir(cfg)
     return dict(run_dir=str(out), metrics=json.loads((out / "eval" / "metrics.json").read_text()))
 
-# %% ../nbs/05_train.ipynb #6b365231
+# %% ../nbs/05_train.ipynb #02b60fe3
 def cli_args(cfg: ExperimentConfig, stages=None) -> list:
     "`oltr-train` arguments that reproduce `cfg` (all stages of `stages`)."
     args = ["--dataset", cfg.dataset, "--method", cfg.method, "--stages", ",".join(map(str, stages or (cfg.stage,)))]
@@ -582,7 +575,7 @@ def launch_torchrun(cfgs: list, nproc: int):
     if proc.wait():
         raise RuntimeError(f"torchrun exited with status {proc.returncode}: {' '.join(cmd)}")
 
-# %% ../nbs/05_train.ipynb #4a1c0202
+# %% ../nbs/05_train.ipynb #9819d2fc
 def _arg_type(value):
     "argparse type for a config field whose default is `value`."
     if isinstance(value, bool): return None
@@ -639,11 +632,11 @@ def main(argv=None):
     if dist.is_initialized():
         dist.destroy_process_group()
 
-# %% ../nbs/05_train.ipynb #b8a4b618
+# %% ../nbs/05_train.ipynb #2f3a6402
 if __name__ == "__main__":
     main()
 
-# %% ../nbs/05_train.ipynb #0929691a
+# %% ../nbs/05_train.ipynb #44bb842b
 def feature_cache(model, data, cfg, device, ckpt: dict, path: Path) -> dict:
     "Features, logits and labels of train (eval transforms), val and test + open; read from `path` when fresh."
     if path.exists():
