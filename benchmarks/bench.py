@@ -17,13 +17,16 @@ from torch.utils.data import DataLoader, Subset
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from oltr_nb.config import make_config
-from oltr_nb.data import ImageListDataset, build_data, eval_transform
-from oltr_nb.baselines import make_criterion
+from oltr_nb.data import ImageListDataset, RawJpegList, build_data
+from oltr_nb.evaluation import predict
+from oltr_nb.images import (BatchJpegAugment, FastEvalTransform, FastTrainTransform, collate_raw,
+                            official_transforms)
+from oltr_nb.loop import stage_losses, train_stage
+from oltr_nb.methods import make_criterion
 from oltr_nb.losses import DiscCentroidsLoss
 from oltr_nb.models import build_model, compute_centroids
-from oltr_nb.speed import (fast_bundle, FastEvalTransform, FastImageList, FastTrainTransform, BatchJpegAugment, RawJpegList,
-                           collate_raw, official_train_transform, training_flops, write_synthetic_jpegs)
-from oltr_nb.train import make_optimizers, predict, stage_losses, train_stage
+from oltr_nb.speed import training_flops, write_synthetic_jpegs
+from oltr_nb.stage import make_optimizers
 
 SPLITS = ("train", "val", "test", "open")
 
@@ -73,8 +76,8 @@ def loader_rate(dataset, batch: int, workers: int, limit: int, finish=None) -> f
 
 def bench_loading(root: Path, args, n: int, device) -> list:
     src = ImageListDataset(root / "ImageNet_LT_train.txt", root, 1000)
-    base = src.with_transform(official_train_transform())
-    fast = FastImageList(src, FastTrainTransform())
+    base = src.with_transform(official_transforms(train=True))
+    fast = src.with_transform(FastTrainTransform())
     rows, batch = [], 32
     torch.manual_seed(0)
     b = f = 0.0
@@ -158,9 +161,9 @@ def bench_step(args, batch: int, steps: int, device) -> tuple:
 # ---------------------------------------------------------------- end to end and evaluation
 def bench_end_to_end(root: Path, args, batch: int, steps: int, device) -> list:
     "Stage 1 through train_stage: images/s of the epoch (log.csv), baseline vs fast data pipeline."
-    data = build_data("imagenet_lt", data_root=root, split_dir=root / "e2e")
     rates = {}
-    for name, d in (("official PIL", data), ("fast", fast_bundle(data))):
+    for name, fast in (("official PIL", False), ("fast", True)):
+        d = build_data("imagenet_lt", data_root=root, split_dir=root / "e2e", fast=fast)
         with tempfile.TemporaryDirectory() as out:
             cfg = make_config("imagenet_lt", "oltr", 1, data_root=str(root), out_dir=out, batch_size=batch,
                               num_workers=args.workers, epochs=1, max_steps_per_epoch=steps, device=device.type,
@@ -182,7 +185,7 @@ def bench_eval(root: Path, args, batch: int, n: int, device) -> list:
     rows = []
     for kind in ("centroids", "test"):
         rate = {}
-        for name, ds in (("official", src.with_transform(eval_transform("imagenet_lt"))), ("fast", FastImageList(src, FastEvalTransform()))):
+        for name, ds in (("official", src.with_transform(official_transforms(train=False))), ("fast", src.with_transform(FastEvalTransform()))):
             t = time.perf_counter()
             if kind == "centroids":
                 loader = DataLoader(sub(ds), batch_size=batch, num_workers=args.workers)

@@ -9,7 +9,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from oltr_nb.data import DATASETS, main
+from oltr_nb.data import DATASETS
+from oltr_nb.data_cli import main
 
 
 def run(capsys, *argv):
@@ -147,7 +148,7 @@ def test_verify_places_lt_val_counts(capsys, tmp_path):
 
 def test_verify_unknown_dataset(capsys, tmp_path):
     code, _, err = run(capsys, "verify", "mnist_lt", "--splits", tmp_path)
-    assert code == 2 and "allowed: " + ", ".join(DATASETS) in err
+    assert code == 2 and "dataset='mnist_lt' is not allowed; choose one of: " + ", ".join(DATASETS) in err
 
 
 def test_make_lt_exp_and_pareto(capsys, tmp_path):

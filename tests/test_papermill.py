@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, tool
-from oltr_nb.config import METHOD_STAGES
+from oltr_nb.methods import METHODS
 
 
 def papermill(tmp_path, *params):
@@ -21,10 +21,10 @@ def metrics(tmp_path, dataset, method, stage):
     return json.loads((tmp_path / "runs" / dataset / method / "seed0" / f"stage{stage}" / "eval" / "metrics.json").read_text())
 
 
-@pytest.mark.parametrize("method", list(METHOD_STAGES))
+@pytest.mark.parametrize("method", list(METHODS))
 def test_digits_runs_end_to_end(tmp_path, method):
     "Every method through papermill on digits_lt (2 epochs a stage), rendered, never writing inside nbs/."
-    last_stage = METHOD_STAGES[method][-1]
+    last_stage = METHODS[method].stages[-1]
     res = papermill(tmp_path, ("method", method), ("epochs", 2))
     assert res.returncode == 0, res.stderr[-5000:]
     m = metrics(tmp_path, "digits_lt", method, last_stage)
@@ -44,14 +44,13 @@ def test_unknown_dataset_stops_with_allowed_values(tmp_path):
 def test_unknown_method_stops_with_allowed_values(tmp_path):
     res = papermill(tmp_path, ("method", "magic"))
     assert res.returncode != 0
-    assert "method='magic' is not allowed; choose one of: plain, msp, oltr" in res.stderr + res.stdout
+    assert "method='magic' is not allowed; choose one of: plain, oltr, msp" in res.stderr + res.stdout
 
 
 def test_first_cell_lists_every_method_with_its_reference():
-    from oltr_nb.baselines import METHODS
     first = "".join(json.loads((ROOT / "nbs" / "run_experiment.ipynb").read_text())["cells"][0]["source"])
-    for name, info in METHODS.items():
-        assert f"| `{name}` |" in first and info["reference"] in first, name
+    for name, row in METHODS.items():
+        assert f"| `{name}` | {','.join(map(str, row.stages))} |" in first and row.reference in first, name
 
 
 @pytest.mark.slow

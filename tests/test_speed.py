@@ -1,4 +1,4 @@
-"Correctness of the fast data pipeline (oltr_nb.speed) against the official torchvision pipeline; no timing assertions."
+"Correctness of the fast image pipeline (oltr_nb.images) against the official torchvision pipeline; no timing assertions."
 import math
 
 import numpy as np
@@ -7,10 +7,11 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from oltr_nb.data import IMAGENET_MEAN, IMAGENET_STD, ImageListDataset
-from oltr_nb.speed import (BatchJpegAugment, FastEvalTransform, FastImageList, FastTrainTransform, RawJpegList,
-                           collate_raw, color_jitter_, draft_factor, jitter_params, official_train_transform,
-                           open_for_crop, sample_crop_box, write_synthetic_jpegs)
+from oltr_nb.data import ImageListDataset, RawJpegList
+from oltr_nb.images import (IMAGENET_MEAN, IMAGENET_STD, BatchJpegAugment, FastEvalTransform, FastTrainTransform,
+                            collate_raw, color_jitter_, draft_factor, jitter_params, official_transforms, open_for_crop,
+                            sample_crop_box)
+from oltr_nb.speed import write_synthetic_jpegs
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
@@ -22,7 +23,7 @@ def images(tmp_path_factory):
 
 def official(paths, seed):
     torch.manual_seed(seed)
-    t = official_train_transform()
+    t = official_transforms(train=True)
     return torch.stack([t(Image.open(p).convert("RGB")) for p in paths])
 
 def fast(paths, seed, **kw):
@@ -142,7 +143,7 @@ def test_eval_transform_matches_official(images):
 def test_fast_image_list_items_and_errors(images, tmp_path):
     root, paths = images
     src = ImageListDataset(root / "split.txt", root, num_classes=10)
-    ds = FastImageList(src, FastTrainTransform())
+    ds = src.with_transform(FastTrainTransform())
     x, y, i = ds[2]
     assert x.shape == (3, 224, 224) and (y, i) == (2, 2) and len(ds) == 10
     data, labels, index = collate_raw([RawJpegList(src)[k] for k in range(3)])
@@ -153,6 +154,6 @@ def test_fast_image_list_items_and_errors(images, tmp_path):
     (bad / "a" / "x.jpg").write_bytes(b"not a jpeg")
     (bad / "split.txt").write_text("a/x.jpg 0\na/missing.jpg 1\n")
     src = ImageListDataset(bad / "split.txt", bad, num_classes=2)
-    with pytest.raises(ValueError, match="split.txt:1: cannot decode"): FastImageList(src, FastTrainTransform())[0]
-    with pytest.raises(FileNotFoundError, match="split.txt:2"): FastImageList(src, FastTrainTransform())[1]
+    with pytest.raises(ValueError, match="split.txt:1: cannot decode"): src.with_transform(FastTrainTransform())[0]
+    with pytest.raises(FileNotFoundError, match="split.txt:2"): src.with_transform(FastTrainTransform())[1]
     with pytest.raises(FileNotFoundError, match="split.txt:2"): RawJpegList(src)[1]
