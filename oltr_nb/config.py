@@ -4,21 +4,24 @@
 
 # %% auto #0
 __all__ = ['AMP_MODES', 'CHOICES', 'COMMON', 'PRESETS', 'WHOLE_POSITIVE', 'POSITIVE', 'NON_NEGATIVE', 'WHOLE_NON_NEGATIVE',
-           'RESULT_NEUTRAL', 'ExperimentConfig', 'validate', 'make_config', 'project_root', 'default_runs_dir',
-           'stage_dir', 'run_dir', 'config_dict', 'config_sha256', 'config_from_dict']
+           'FRACTIONS', 'LIMITS', 'OPTIONAL', 'PATHS', 'FLAGS', 'DEVICE_NAMES', 'RESULT_NEUTRAL', 'LATE_SETTINGS',
+           'ExperimentConfig', 'check_path', 'check_schedule', 'validate', 'make_config', 'project_root',
+           'default_runs_dir', 'stage_dir', 'run_dir', 'config_dict', 'config_sha256', 'config_from_dict',
+           'setting_differences']
 
-# %% ../nbs/11_config.ipynb #6b08456b
-import dataclasses, hashlib, json, os
+# %% ../nbs/11_config.ipynb #a65dc564
+import dataclasses, hashlib, json, os, re
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Optional
 
-from .core import check_choice, check_number
-from .data import DATASETS, SAMPLERS
+from .core import InputError, check_choice, check_flag, check_number
+from .data import DATASETS, SAMPLERS, base_dataset
+from .gpu_input import PIPELINES
 from .methods import HEADS, method_row
 from .models import BACKBONES
 
-# %% ../nbs/11_config.ipynb #b52290ce
+# %% ../nbs/11_config.ipynb #8e9087e5
 AMP_MODES = ("bf16", "fp16", "none")
 CHOICES = dict(  # every parameter with a fixed set of values
     reachability=("official", "paper"),  # official: reach_scale / min distance; paper: 1 / min distance
@@ -30,12 +33,15 @@ CHOICES = dict(  # every parameter with a fixed set of values
     hallucinator_init=("stage1", "random"),
     memory_centroids=("learned", "fixed"),
     amp=AMP_MODES,
+    pretrained_input=("rgb", "bgr255"),  # rgb: torchvision's and the official code's converted Caffe file; bgr255: a raw Caffe conversion
     sampler=SAMPLERS,
     backbone=tuple(BACKBONES),
     head=tuple(HEADS),
+    identification_embedding=("direct", "meta"),  # identification datasets: the feature searched (the paper's: unknown)
+    input_pipeline=PIPELINES,  # auto: image lists decoded on the device on CUDA, by the loader workers otherwise
 )
 
-# %% ../nbs/11_config.ipynb #63a5633c
+# %% ../nbs/11_config.ipynb #8144f080
 COMMON = dict(momentum=0.9, weight_decay=5e-4, lr_gamma=0.1, batch_size=128, feat_dim=512,
               open_threshold=0.1, ce_weight=1.0, centroid_weight=0.01, num_samples_cls=4)
 
@@ -66,8 +72,14 @@ PRESETS = {
 }
 PRESETS[("cifar100_lt", 1)] = dict(PRESETS[("cifar10_lt", 1)])
 PRESETS[("cifar100_lt", 2)] = dict(PRESETS[("cifar10_lt", 2)])
+PRESETS[("sun_lt", 1)] = dict(PRESETS[("places_lt", 1)])  # SUN-LT: the scene recipe (see below)
+PRESETS[("sun_lt", 2)] = dict(PRESETS[("places_lt", 2)])
+PRESETS[("ms1m_lt", 1)] = dict(PRESETS[("imagenet_lt", 1)], backbone="resnet50_face", in_size=112)  # recipe unknown (see below)
+PRESETS[("ms1m_lt", 2)] = dict(PRESETS[("imagenet_lt", 2)], backbone="resnet50_face", in_size=112, fc_add=False)
+for _stand_in, _pool in (("digits_lt_id", "digits_lt"), ("fashion_mnist_lt_id", "fashion_mnist_lt")):  # identification stand-ins
+    PRESETS[(_stand_in, 1)], PRESETS[(_stand_in, 2)] = dict(PRESETS[(_pool, 1)]), dict(PRESETS[(_pool, 2)])
 
-# %% ../nbs/11_config.ipynb #ec8356f4
+# %% ../nbs/11_config.ipynb #753b3edf
 @dataclass
 class ExperimentConfig:
     "Every value one stage of one run uses."
@@ -76,9 +88,12 @@ class ExperimentConfig:
     stage: int = 1  # 1: plain model; 2: the method's second stage (meta-embedding model or post-hoc fit)
     seed: int = 0  # seeds python, numpy, torch and the samplers
     data_root: Optional[str] = None  # the user's copy of the images; None for the embedded datasets' defaults
+    split_dir: Optional[str] = None  # folder of the split files (image-folder datasets); None: data_root
     pretrained: Optional[str] = None  # path of ImageNet-pretrained weights (Places-LT stage 1)
+    pretrained_input: str = "rgb"  # what the weights' first layer expects: "rgb" (ImageNet-normalised RGB) or "bgr255" (Caffe's BGR 0-255)
     init_from: Optional[str] = None  # stage-1 checkpoint stage 2 starts from; None: this run's stage1/best.pt
-    resume: bool = False  # continue from last.pt when it exists
+    resume: bool = False  # continue the run in the stage's folder (from last.pt); its result-relevant settings must be these
+    overwrite: bool = False  # start the stage from scratch, removing what its folder holds (a run there is refused otherwise)
     out_dir: Optional[str] = None  # where runs/ lives; None: <project root>/runs
     backbone: str = "resnet10"  # one of oltr_nb.models.BACKBONES
     head: str = "dot"  # stage-1 classifier: dot product, plain cosine (LDAM), or FSLwF's cosine with weight generator
@@ -120,13 +135,17 @@ class ExperimentConfig:
     hallucinator_init: str = "stage1"  # fc_hallucinator from the stage-1 classifier (official) or "random"
     memory_centroids: str = "learned"  # memory read from the centroid loss's parameter (official) or "fixed" class means
     open_threshold: float = 0.1
+    open_set: bool = True  # evaluate on the open set; False runs without the open list (open-set metrics null)
     shot_rule: str = "paper"
+    identification_embedding: str = "direct"  # identification datasets: embedding searched, the direct feature or OLTR's meta-embedding
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     amp: str = "bf16"  # mixed precision on CUDA (ignored on CPU)
     channels_last: bool = True  # on CUDA
     compile: bool = False  # torch.compile the model
+    cuda_graphs: bool = False  # CUDA only: replay the model's forward and backward as CUDA graphs (torch.compile's "reduce-overhead")
     deterministic: bool = False  # bit-reproducible CPU runs
-    num_workers: int = 0
+    num_workers: Optional[int] = None  # loader workers; None: 0 for in-memory data, else from the cores (gpu_input.default_num_workers)
+    input_pipeline: str = "auto"  # image lists: "device" decodes and augments batches on the model's device, "workers" per image; auto: device on CUDA
     fast_data: bool = True  # image-folder datasets: the fast image pipeline (oltr_nb.images) instead of torchvision's
     log_every: int = 50  # steps between loss read-outs (host-device syncs)
     needs_pretrained: bool = False
@@ -141,35 +160,70 @@ class ExperimentConfig:
             return passed[-1] if passed else 1.0
         return self.lr_gamma ** (epoch // self.lr_step)
 
-# %% ../nbs/11_config.ipynb #db2ecab4
+# %% ../nbs/11_config.ipynb #b4563892
 WHOLE_POSITIVE = ("epochs", "batch_size", "in_size", "feat_dim", "num_samples_cls", "log_every")
 POSITIVE = ("lr_scale", "feat_lr", "cls_lr", "reach_scale", "cos_scale")
-NON_NEGATIVE = ("momentum", "weight_decay", "ce_weight", "centroid_weight", "centroid_margin", "centroid_repel_weight")
-WHOLE_NON_NEGATIVE = ("warmup_epochs", "num_workers", "seed")
+NON_NEGATIVE = ("weight_decay", "ce_weight", "centroid_weight", "centroid_margin", "centroid_repel_weight")
+WHOLE_NON_NEGATIVE = ("warmup_epochs", "seed")
+FRACTIONS = ("momentum", "open_threshold")  # in [0, 1]
+LIMITS = {**{n: dict(low=1, integer=True) for n in WHOLE_POSITIVE}, **{n: dict(low=0, low_open=True) for n in POSITIVE},
+          **{n: dict(low=0) for n in NON_NEGATIVE}, **{n: dict(low=0, integer=True) for n in WHOLE_NON_NEGATIVE},
+          **{n: dict(low=0, high=1) for n in FRACTIONS}}  # field -> check_number's limits
+OPTIONAL = dict(centroid_lr=dict(low=0, low_open=True), lr_step=dict(low=1, integer=True),
+                max_steps_per_epoch=dict(low=1, integer=True), num_workers=dict(low=0, integer=True))  # None, or a number within these limits
+PATHS = ("data_root", "split_dir", "pretrained", "init_from", "out_dir")  # None, or a path as text
+FLAGS = tuple(f.name for f in dataclasses.fields(ExperimentConfig) if f.type is bool)
+DEVICE_NAMES = re.compile(r"auto|cpu|cuda(:\d+)?")
 
-# %% ../nbs/11_config.ipynb #4579e280
+# %% ../nbs/11_config.ipynb #98f831ab
+def check_path(name: str, value):
+    "Raise InputError unless `value` is None or a path written as non-empty text."
+    if value is not None and not (isinstance(value, str) and value.strip()):
+        raise InputError(f"{name}={value!r} must be a path (text) or None")
+    return value
+
+def check_schedule(cfg: ExperimentConfig):
+    "StepLR needs lr_step; MultiStep needs increasing whole lr_milestones and one factor in (0, 1] each in lr_gammas."
+    check_number("lr_gamma", cfg.lr_gamma, low=0, high=1, low_open=True)
+    ms, gs = cfg.lr_milestones, cfg.lr_gammas
+    if ms is None:
+        if gs is not None: raise InputError(f"lr_gammas={gs!r} needs lr_milestones, the epochs at which they start")
+        if cfg.lr_step is None: raise InputError("set lr_step (StepLR) or lr_milestones with lr_gammas (MultiStep)")
+        return
+    if not isinstance(ms, tuple) or not ms: raise InputError(f"lr_milestones={ms!r} must be a list of epochs, e.g. (160, 180)")
+    for i, m in enumerate(ms): check_number(f"lr_milestones[{i}]", m, low=1, integer=True)
+    if list(ms) != sorted(set(ms)): raise InputError(f"lr_milestones={ms!r} must increase")
+    if not isinstance(gs, tuple) or len(gs) != len(ms):
+        raise InputError(f"lr_gammas={gs!r} must give one learning-rate factor per milestone of lr_milestones={ms!r}")
+    for i, g in enumerate(gs): check_number(f"lr_gammas[{i}]", g, low=0, high=1, low_open=True)
+
+# %% ../nbs/11_config.ipynb #4926aa80
 def validate(cfg: ExperimentConfig) -> ExperimentConfig:
-    "Check every field of `cfg`; raise ValueError naming the first bad parameter."
+    "Check the type and range of every field of `cfg`; raise InputError naming the first bad parameter."
     check_choice("dataset", cfg.dataset, DATASETS)
     check_choice("stage", cfg.stage, method_row(cfg.method).stages)
-    for name, allowed in CHOICES.items():
-        check_choice(name, getattr(cfg, name), allowed)
-    for name in WHOLE_POSITIVE: check_number(name, getattr(cfg, name), low=1, integer=True)
-    for name in POSITIVE: check_number(name, getattr(cfg, name), low=0, low_open=True)
-    for name in NON_NEGATIVE: check_number(name, getattr(cfg, name), low=0)
-    for name in WHOLE_NON_NEGATIVE: check_number(name, getattr(cfg, name), low=0, integer=True)
-    check_number("open_threshold", cfg.open_threshold, low=0, high=1)
+    for name, allowed in CHOICES.items(): check_choice(name, getattr(cfg, name), allowed)
+    for name in FLAGS: check_flag(name, getattr(cfg, name))
+    for name in PATHS: check_path(name, getattr(cfg, name))
+    for name, limits in LIMITS.items(): check_number(name, getattr(cfg, name), **limits)
+    for name, limits in OPTIONAL.items():
+        if getattr(cfg, name) is not None: check_number(name, getattr(cfg, name), **limits)
+    if not (isinstance(cfg.device, str) and DEVICE_NAMES.fullmatch(cfg.device)):
+        raise InputError(f"device={cfg.device!r} is not allowed; choose auto, cpu, cuda or cuda:<index>")
+    check_schedule(cfg)
     if method_row(cfg.method).trains_meta(cfg.stage) and cfg.centroid_lr is None:
-        raise ValueError("centroid_lr must be set for stage 2 (the centroids have their own SGD)")
-    if cfg.lr_milestones is None and cfg.lr_step is None:
-        raise ValueError("set lr_step (StepLR) or lr_milestones (MultiStep)")
-    if cfg.max_steps_per_epoch is not None:
-        check_number("max_steps_per_epoch", cfg.max_steps_per_epoch, low=1, integer=True)
+        raise InputError("centroid_lr must be set for stage 2 (the centroids have their own SGD)")
+    if cfg.identification_embedding == "meta" and not method_row(cfg.method).trains_meta(2):
+        raise InputError(f"identification_embedding='meta' needs a method with a meta-embedding stage (oltr), not method={cfg.method!r}")
     if cfg.sampler == "class_aware" and cfg.batch_size % cfg.num_samples_cls:
-        raise ValueError(f"batch_size={cfg.batch_size} must be a multiple of num_samples_cls={cfg.num_samples_cls}")
+        raise InputError(f"batch_size={cfg.batch_size} must be a multiple of num_samples_cls={cfg.num_samples_cls}")
+    if cfg.resume and cfg.overwrite:
+        raise InputError("resume=True and overwrite=True: choose one (continue the run in its folder, or start it again)")
+    if cfg.cuda_graphs and cfg.device == "cpu":
+        raise InputError("cuda_graphs=True needs a CUDA device, and device='cpu'; on the CPU use compile=True or neither")
     return cfg
 
-# %% ../nbs/11_config.ipynb #5a8e8bd7
+# %% ../nbs/11_config.ipynb #0e528026
 def make_config(dataset="digits_lt", method="oltr", stage=1, **overrides) -> ExperimentConfig:
     "The preset for `dataset`, `method` and `stage`, with `overrides` on top, validated."
     check_choice("dataset", dataset, DATASETS)
@@ -178,12 +232,14 @@ def make_config(dataset="digits_lt", method="oltr", stage=1, **overrides) -> Exp
     known = {f.name for f in dataclasses.fields(ExperimentConfig)}
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise ValueError(f"unknown config parameter(s): {', '.join(unknown)}")
-    preset = PRESETS[(dataset, 1 if row.posthoc else stage)]
-    values = {**COMMON, **preset, **row.preset(stage), **{k: v for k, v in overrides.items() if v is not None}}
+        raise InputError(f"unknown config parameter(s): {', '.join(unknown)}")
+    preset = PRESETS[(base_dataset(dataset), 1 if row.posthoc else stage)]  # a family member uses its base's
+    given = {k: tuple(v) if isinstance(v, list) else os.fspath(v) if isinstance(v, os.PathLike) else v
+             for k, v in overrides.items() if v is not None}  # lists (papermill -y) as tuples, paths as text
+    values = {**COMMON, **preset, **row.preset(stage), **given}
     return validate(ExperimentConfig(dataset=dataset, method=method, stage=stage, **values))
 
-# %% ../nbs/11_config.ipynb #d91e5e33
+# %% ../nbs/11_config.ipynb #c52ed3d2
 def project_root(start: Optional[Path] = None) -> Optional[Path]:
     "The nearest folder at or above `start` (default: the working directory) holding pyproject.toml."
     here = Path(start or Path.cwd()).resolve()
@@ -203,20 +259,30 @@ def run_dir(cfg: ExperimentConfig) -> Path:
     "The run directory of the stage `cfg` describes, under its out_dir (default: default_runs_dir())."
     return stage_dir(cfg.out_dir or default_runs_dir(), cfg.dataset, cfg.method, cfg.seed, cfg.stage)
 
-# %% ../nbs/11_config.ipynb #6cfabea0
-RESULT_NEUTRAL = ("out_dir", "data_root", "pretrained", "init_from", "resume", "device", "num_workers", "log_every",
-                  "fast_data")
+# %% ../nbs/11_config.ipynb #a7693339
+RESULT_NEUTRAL = ("out_dir", "data_root", "pretrained", "pretrained_input", "init_from", "resume", "device", "num_workers",
+                  "log_every", "fast_data", "input_pipeline", "split_dir", "overwrite", "open_set")
 
 def config_dict(cfg: ExperimentConfig) -> dict:
     "The config as a JSON-ready dict (tuples become lists)."
     return json.loads(json.dumps(asdict(cfg)))
 
+LATE_SETTINGS = dict(identification_embedding="direct", cuda_graphs=False)  # added after runs existed: hashed only when set otherwise
+
 def config_sha256(cfg: ExperimentConfig) -> str:
     "SHA-256 of the result-relevant settings, in a stable key order."
-    d = {k: v for k, v in config_dict(cfg).items() if k not in RESULT_NEUTRAL}
+    d = {k: v for k, v in config_dict(cfg).items()
+         if k not in RESULT_NEUTRAL and not (k in LATE_SETTINGS and LATE_SETTINGS[k] == v)}
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
 def config_from_dict(d: dict) -> ExperimentConfig:
     "Rebuild and validate a config read back from `config.json`."
     d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
     return validate(ExperimentConfig(**d))
+
+def setting_differences(stored: dict, # a run's config.json
+                        cfg: ExperimentConfig) -> list: # 'name: value in the run, value now', result-relevant settings only
+    "The result-relevant settings in which `cfg` differs from a run's stored configuration."
+    now, default = config_dict(cfg), config_dict(ExperimentConfig())
+    return [f"{k}: {stored.get(k, default[k])} in the run, {v} now" for k, v in now.items()
+            if k not in RESULT_NEUTRAL and stored.get(k, default[k]) != v]

@@ -4,11 +4,11 @@
 
 # %% auto #0
 __all__ = ['ABLATIONS', 'parse_stages', 'stage_configs', 'stage1_signature', 'shared_stage1', 'cli_args', 'launch_torchrun',
-           'read_result', 'run_stages', 'run_state', 'train_command', 'papermill_command', 'run_lock', 'ensure_run',
-           'ablation_dir', 'oltr_stage1', 'ensure_ablations']
+           'read_result', 'run_stages', 'run_state', 'train_command', 'run_lock', 'ensure_run', 'ablation_dir',
+           'oltr_stage1', 'ensure_ablations', 'injected_parameters', 'check_parameters']
 
-# %% ../nbs/16_experiments.ipynb #1bd80abb
-import fcntl, json, shlex, subprocess, sys
+# %% ../nbs/16_experiments.ipynb #0a60dbcc
+import ast, fcntl, json, shlex, subprocess, sys
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -16,12 +16,12 @@ from typing import Optional
 
 from .config import (ExperimentConfig, config_dict, config_from_dict, config_sha256, default_runs_dir,
                             make_config, run_dir, stage_dir)
-from .core import check_choice
-from .loop import train_stage
+from .core import InputError, check_choice
+from .loop import check_inputs, train_stage
 from .methods import METHODS, method_row
 from .stage import load_data
 
-# %% ../nbs/16_experiments.ipynb #dc94da28
+# %% ../nbs/16_experiments.ipynb #c92579ba
 def parse_stages(stages, method: str) -> tuple:
     "Stages as a tuple of ints from '1', '2', '1,2' or a sequence; checked against the method."
     allowed = method_row(method).stages
@@ -31,9 +31,9 @@ def parse_stages(stages, method: str) -> tuple:
     try:
         out = tuple(int(str(p).strip()) for p in parts)
     except ValueError:
-        raise ValueError(f"stages={stages!r}: give stage numbers such as '1', '2' or '1,2'") from None
+        raise InputError(f"stages={stages!r}: give stage numbers such as '1', '2' or '1,2'") from None
     if not out or any(s not in allowed for s in out) or list(out) != sorted(set(out)):
-        raise ValueError(f"stages={stages!r} is not allowed for method={method!r}; "
+        raise InputError(f"stages={stages!r} is not allowed for method={method!r}; "
                          f"its stages are {','.join(map(str, allowed))}")
     return out
 
@@ -41,7 +41,7 @@ def stage_configs(dataset: str, method: str, stages=None, **overrides) -> list:
     "One validated config per stage to run."
     return [make_config(dataset, method, s, **overrides) for s in parse_stages(stages, method)]
 
-# %% ../nbs/16_experiments.ipynb #237c2497
+# %% ../nbs/16_experiments.ipynb #28fe06d3
 def stage1_signature(cfg: ExperimentConfig) -> str:
     "What makes two methods' stage-1 runs interchangeable: the config hash with the method name left out."
     return config_sha256(replace(cfg, method="plain"))
@@ -56,7 +56,7 @@ def shared_stage1(cfg: ExperimentConfig) -> Optional[Path]:
                 return d / "best.pt"
     return None
 
-# %% ../nbs/16_experiments.ipynb #2f023c1f
+# %% ../nbs/16_experiments.ipynb #cbcdc56a
 def cli_args(cfg: ExperimentConfig, stages=None) -> list:
     "`oltr-train` arguments that reproduce `cfg` (all stages of `stages`)."
     args = ["--dataset", cfg.dataset, "--method", cfg.method, "--stages", ",".join(map(str, stages or (cfg.stage,)))]
@@ -81,7 +81,7 @@ def launch_torchrun(cfgs: list, nproc: int):
     if proc.wait():
         raise RuntimeError(f"torchrun exited with status {proc.returncode}: {' '.join(cmd)}")
 
-# %% ../nbs/16_experiments.ipynb #49ca3cc0
+# %% ../nbs/16_experiments.ipynb #977e9920
 def read_result(cfg: ExperimentConfig) -> dict:
     "The result of a finished stage, read back from its run directory."
     out = run_dir(cfg)
@@ -89,19 +89,20 @@ def read_result(cfg: ExperimentConfig) -> dict:
 
 def run_stages(dataset="digits_lt", method="oltr", stages=None, nproc: int = 1, progress=True,
                reuse_stage1: bool = False, **overrides) -> list:
-    "Train the method's stages in order (in-process, or under torchrun when nproc > 1)."
+    "Check every input, then train the method's stages in order (in-process, or under torchrun when nproc > 1)."
     cfgs = stage_configs(dataset, method, stages, **overrides)
     shared = shared_stage1(cfgs[0]) if reuse_stage1 and len(cfgs) == 2 and not cfgs[1].init_from else None
     if shared:
         print(f"stage 1: reusing {shared}, which has the same stage-1 settings")
         cfgs = [replace(cfgs[1], init_from=str(shared))]
+    check_inputs(cfgs)
     if nproc > 1:
         launch_torchrun(cfgs, nproc)
         return [read_result(c) for c in cfgs]
     data = load_data(cfgs[0])
     return [train_stage(c, data, progress=progress) for c in cfgs]
 
-# %% ../nbs/16_experiments.ipynb #abb886dc
+# %% ../nbs/16_experiments.ipynb #c1db9ffd
 def run_state(cfg: ExperimentConfig) -> str: # a configuration with out_dir set
     "'done' (results with this config's hash), 'other settings' (results of another config) or 'missing'."
     path = run_dir(cfg) / "eval" / "metrics.json"
@@ -115,11 +116,6 @@ def train_command(dataset: str, method: str, seed: int, runs_dir, stages=None, *
     cfgs = stage_configs(dataset, method, stages, seed=seed, out_dir=str(runs_dir), **overrides)
     return shlex.join(["oltr-train", *cli_args(cfgs[0], [c.stage for c in cfgs])])
 
-def papermill_command(dataset: str, method: str, seed: int, runs_dir) -> str:
-    "The papermill line that makes this run with the preset's settings."
-    return (f"papermill nbs/run_experiment.ipynb out.ipynb -p dataset {dataset} -p method {method} "
-            f"-p seed {seed} -p out_dir {shlex.quote(str(runs_dir))}")
-
 @contextmanager
 def run_lock(folder): # the folder the lock file goes in
     "An exclusive lock on `<folder>/.lock`, held while the block runs (waits for another holder)."
@@ -129,7 +125,7 @@ def run_lock(folder): # the folder the lock file goes in
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
-# %% ../nbs/16_experiments.ipynb #67409e8a
+# %% ../nbs/16_experiments.ipynb #07a14be9
 def _found(states, final, command, overwrite) -> dict:
     "The ensure_run result from the stages' states, before any training; a finished final stage is the result."
     if states[-1] == "done":
@@ -139,6 +135,7 @@ def _found(states, final, command, overwrite) -> dict:
                     note="a finished run with other settings is there; not overwritten (overwrite=True re-trains)")
     return dict(status="not run", run_dir=None, command=command, note="")
 
+# %% ../nbs/16_experiments.ipynb #46c3155a
 def ensure_run(dataset: str, # one of oltr_nb.data.DATASETS
                method: str, # a method name
                seed: int = 0,
@@ -146,7 +143,7 @@ def ensure_run(dataset: str, # one of oltr_nb.data.DATASETS
                run: bool = True, # False: only report what exists
                stages=None, # None: every stage of the method
                overwrite: bool = False, # re-train over finished runs with other settings
-               progress: bool = False, # progress bars while training
+               progress=False, # while training: True (bars), "epochs" (a line per epoch) or False (silent)
                reuse_stage1: bool = False, # start stage 2 from another method's finished stage 1 with the same settings
                **overrides, # config values (epochs, max_steps_per_epoch, init_from, ablation switches, ...)
               ) -> dict: # status, run_dir of the final stage, command that makes it, note
@@ -161,11 +158,11 @@ def ensure_run(dataset: str, # one of oltr_nb.data.DATASETS
         if found["status"] != "not run":
             return found
         todo = next(i for i, s in enumerate(run_state(c) for c in cfgs) if s != "done")
-        run_stages(dataset, method, [c.stage for c in cfgs[todo:]], progress=progress, seed=seed,
-                   out_dir=str(runs_dir), reuse_stage1=reuse_stage1, **overrides)
+        run_stages(dataset, method, [c.stage for c in cfgs[todo:]], progress=progress, seed=seed, out_dir=str(runs_dir),
+                   reuse_stage1=reuse_stage1, **{**overrides, "resume": not overwrite, "overwrite": overwrite})
     return dict(status="ran", run_dir=final, command=command, note="")
 
-# %% ../nbs/16_experiments.ipynb #b101076f
+# %% ../nbs/16_experiments.ipynb #911da55d
 ABLATIONS = {
     "no memory feature": dict(use_memory=False),
     "no concept selector": dict(use_selector=False),
@@ -181,12 +178,14 @@ def ablation_dir(runs_dir, variant: str) -> Path:
     "`<runs_dir>/ablations/<variant with underscores>`: the out_dir of one variant."
     return Path(runs_dir) / "ablations" / variant.replace(" ", "_").replace("-", "_")
 
+# %% ../nbs/16_experiments.ipynb #e9ccc90d
 def oltr_stage1(runs_dir, dataset: str, seed: int) -> Path:
     "The stage-1 best.pt full OLTR's stage 2 started from (its own, or the one it reused via init_from)."
     cfg2 = stage_dir(runs_dir, dataset, "oltr", seed, 2) / "config.json"
     init_from = json.loads(cfg2.read_text()).get("init_from") if cfg2.exists() else None
     return Path(init_from) if init_from else stage_dir(runs_dir, dataset, "oltr", seed, 1) / "best.pt"
 
+# %% ../nbs/16_experiments.ipynb #aadc3da4
 def ensure_ablations(runs_dir, dataset: str = "digits_lt", seed: int = 0, variants=None, run: bool = True,
                      **overrides) -> dict: # variant -> ensure_run result; "full OLTR" included
     "Full OLTR (both stages), then each variant's stage 2 from full OLTR's stage-1 best.pt."
@@ -199,3 +198,18 @@ def ensure_ablations(runs_dir, dataset: str = "digits_lt", seed: int = 0, varian
         out[v] = ensure_run(dataset, "oltr", seed, ablation_dir(runs_dir, v), run=run and stage1.exists(),
                             stages="2", init_from=str(stage1), **{**overrides, **ABLATIONS[v]})
     return out
+
+# %% ../nbs/16_experiments.ipynb #da80e7fb
+def injected_parameters(history: list) -> list: # the names, in order
+    "Names papermill assigned in the cell it injected, found in the kernel's input history `In` ([] without papermill)."
+    cells = [c for c in history if c.startswith("# Parameters\n")]
+    if not cells: return []
+    return [t.id for node in ast.parse(cells[-1]).body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)]
+
+def check_parameters(history: list, # the kernel's input history, `In`
+                     known, # the notebook's parameter names
+                    ):
+    "InputError naming every papermill parameter the notebook does not have."
+    unknown = [n for n in injected_parameters(history) if n not in known]
+    if unknown:
+        raise InputError(f"unknown parameter(s): {', '.join(unknown)}; this notebook's parameters are: {', '.join(known)}")

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from oltr_nb.data import DATASETS
+from oltr_nb.data import DATASETS, MANIFEST_DIR
 from oltr_nb.data_cli import main
 
 
@@ -193,8 +193,45 @@ def test_prepare_fashion_mnist_lt(capsys, tmp_path):
     assert len((tmp_path / "fashion_mnist_lt_open.txt").read_text().splitlines()) == 2000
 
 
+def test_prepare_sun_lt_checks_the_copy_before_writing(capsys, tmp_path):
+    "A SUN-397 copy of 2 classes is not SUN-397: every mismatch with the published facts is named, nothing is written."
+    for c in ("a/abbey", "b/bedroom"):
+        (tmp_path / "SUN397" / c).mkdir(parents=True)
+        for k in range(3): Image.new("RGB", (8, 8), (40 * k, 90, 200)).save(tmp_path / "SUN397" / c / f"sun_{k}.jpg")
+    (tmp_path / "Partitions").mkdir()
+    (tmp_path / "Partitions" / "ClassName.txt").write_text("/a/abbey\n/b/bedroom\n")
+    (tmp_path / "Partitions" / "Testing_01.txt").write_text("/a/abbey/sun_0.jpg\n/b/bedroom/sun_9.jpg\n")
+    code, res, _ = run(capsys, "prepare", "sun_lt", "--source", tmp_path)
+    assert code == 1 and not res["ok"] and "written" not in res
+    assert any("ClassName.txt: 2 classes, SUN-397 has 397" in p for p in res["problems"])
+    assert any("Training_01.txt" in p and "not found" in p for p in res["problems"])
+    assert any("Testing_01.txt: 1 to 1 images per class, SUN-397 lists 50" in p for p in res["problems"])
+    assert any("Testing_01.txt:2: image 'b/bedroom/sun_9.jpg' not found" in p for p in res["problems"])
+    assert any("6 images, SUN-397 has 108754" in p for p in res["problems"])
+    assert not (tmp_path / "SUN_LT_train.txt").exists()
+
+
+def test_make_lt_records_a_family_member(capsys, tmp_path):
+    "make-lt digits_lt records a member of digits_lt_pareto: its counts follow the Pareto quantiles, its digest the split."
+    for f in MANIFEST_DIR.glob("*.yaml"): shutil.copy(f, tmp_path)
+    code, res, _ = run(capsys, "make-lt", "digits_lt", "--profile", "pareto", "--alpha", 1, "--manifest-dir", tmp_path)
+    assert code == 0 and res["counts"]["train"] == [125, 35, 17, 9, 5, 5, 5]   # 125 * (p / (1 - p)) / 13, p = 13/14, 11/14, ...
+    assert res == yaml.safe_load((MANIFEST_DIR / "digits_lt_pareto1.yaml").read_text())   # the recorded member
+
+
 def test_console_script(tmp_path, hand_counted):
     exe = shutil.which("oltr-data", path=str(Path(sys.executable).parent))
     if exe is None: pytest.skip("console script oltr-data not installed in this environment")
     out = subprocess.run([exe, "stats", str(hand_counted)], capture_output=True, text=True, check=True).stdout
     assert json.loads(out)["num_images"] == 277
+
+
+def test_stats_of_a_dataset_name_needs_its_split_folder(capsys):
+    code, res, err = run(capsys, "stats", "places_lt")
+    assert code == 2 and res is None and "places_lt is a dataset: give the folder of its split files with --splits" in err
+
+
+def test_the_data_module_points_to_the_command():
+    "`python -m oltr_nb.data` is the library, not a command: it says where the command is and exits 2."
+    res = subprocess.run([sys.executable, "-m", "oltr_nb.data"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "its command is oltr-data" in res.stderr

@@ -50,3 +50,40 @@ def test_cuda_bf16_channels_last_matches_cpu():
         with torch.autocast("cuda", dtype=torch.bfloat16):
             bf16 = gpu(gpu_images)["logits"].float().cpu()
     assert (bf16 - reference).abs().max().item() < 0.05
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_nearest_distance_on_cuda_matches_cdist_on_cpu():
+    from oltr_nb.models import nearest_distance
+    torch.manual_seed(1)
+    x, keys = 3 * torch.randn(128, 512), 3 * torch.randn(1000, 512)
+    exact = torch.cdist(x, keys, compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values
+    xc = x.cuda().requires_grad_()
+    fast = nearest_distance(xc, keys.cuda())
+    torch.testing.assert_close(fast.detach().cpu(), exact, atol=1e-3, rtol=1e-4)
+    fast.sum().backward()
+    torch.testing.assert_close(xc.grad.norm(dim=1).cpu(), torch.ones(128), atol=1e-4, rtol=0)  # d|x - c|/dx is a unit vector
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.timeout(300)
+def test_cuda_graphs_training_steps_match_eager():
+    "Three stage-2 training steps with the model replayed as CUDA graphs (float32) give eager's losses and weights."
+    def run(graphs):
+        model = small_stage2_model().cuda()
+        loss_fn = DiscCentroidsLoss(10, 512).cuda().set_centroids(model.centroids)
+        opt = torch.optim.SGD(list(model.parameters()) + list(loss_fn.parameters()), lr=0.01, momentum=0.9)
+        net = torch.compile(model, mode="reduce-overhead") if graphs else model
+        torch.manual_seed(2)
+        losses = []
+        for _ in range(3):
+            images, labels = torch.randn(8, 1, 8, 8, device="cuda"), torch.randint(0, 10, (8,), device="cuda")
+            if graphs: torch.compiler.cudagraph_mark_step_begin()
+            out = net(images)
+            loss = torch.nn.functional.cross_entropy(out["logits"], labels) + 0.01 * loss_fn(out["features"], labels)
+            opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+            losses.append(loss.item())
+        return losses, model.classifier.fc_selector.weight.detach().cpu()
+    (eager_losses, eager_w), (graph_losses, graph_w) = run(False), run(True)
+    torch.testing.assert_close(graph_losses, eager_losses, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(graph_w, eager_w, atol=1e-4, rtol=1e-3)

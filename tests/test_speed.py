@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
+from oltr_nb.core import InputError
 from oltr_nb.data import ImageListDataset, RawJpegList
 from oltr_nb.images import (IMAGENET_MEAN, IMAGENET_STD, BatchJpegAugment, FastEvalTransform, FastTrainTransform,
                             collate_raw, color_jitter_, draft_factor, jitter_params, official_transforms, open_for_crop,
@@ -155,5 +156,5 @@ def test_fast_image_list_items_and_errors(images, tmp_path):
     (bad / "split.txt").write_text("a/x.jpg 0\na/missing.jpg 1\n")
     src = ImageListDataset(bad / "split.txt", bad, num_classes=2)
     with pytest.raises(ValueError, match="split.txt:1: cannot decode"): src.with_transform(FastTrainTransform())[0]
-    with pytest.raises(FileNotFoundError, match="split.txt:2"): src.with_transform(FastTrainTransform())[1]
-    with pytest.raises(FileNotFoundError, match="split.txt:2"): RawJpegList(src)[1]
+    with pytest.raises(InputError, match="split.txt:2: image 'a/missing.jpg' not found"): src.with_transform(FastTrainTransform())[1]
+    with pytest.raises(InputError, match="split.txt:2: image .a/missing.jpg. not found"): RawJpegList(src)[1]
