@@ -6,11 +6,11 @@
 __all__ = ['PROTOCOLS', 'TIES', 'IDENTITY_GROUPS', 'max_cosine', 'rank1_trials', 'identity_groups', 'identification_report',
            'evaluate_identification']
 
-# %% ../nbs/02_identification.ipynb #874ca0b5
+# %% ../nbs/02_identification.ipynb #9ffb037f
 import numpy as np
 import torch
 
-# %% ../nbs/02_identification.ipynb #71c9053a
+# %% ../nbs/02_identification.ipynb #5f42616a
 PROTOCOLS = ("devkit", "single")
 TIES = ("distractor", "mate")
 
@@ -35,7 +35,7 @@ def _positive(v, name:str)->int:
     if int(v) != v or v < 1: raise ValueError(f"{name} must be a positive integer, got {v}")
     return int(v)
 
-# %% ../nbs/02_identification.ipynb #813b2817
+# %% ../nbs/02_identification.ipynb #6e13aa47
 class _full_float32:
     "Context that turns TF32 off for float32 matrix products on CUDA, and restores the setting after."
     def __init__(self, device): self.cuda = torch.device(device).type == "cuda"
@@ -54,6 +54,7 @@ def _running_max(q:torch.Tensor, gallery, m:int, chunk_size:int, query_chunk_siz
             best[qs:qs + query_chunk_size] = torch.maximum(best[qs:qs + query_chunk_size], block.amax(1))
     return best
 
+# %% ../nbs/02_identification.ipynb #461c6482
 def max_cosine(
     queries, # (Q, d) query embeddings (numpy or torch), normalised here
     gallery, # (M, d) embeddings to search, e.g. 1M distractors; read one chunk at a time
@@ -69,7 +70,7 @@ def max_cosine(
     with _full_float32(device):
         return _running_max(_unit_rows(queries, "queries", device=device), gallery, m, chunk_size, query_chunk_size, device).cpu()
 
-# %% ../nbs/02_identification.ipynb #898053ab
+# %% ../nbs/02_identification.ipynb #874e952b
 def _identity_index(identities, n:int)->tuple:
     "Sorted unique identities and each photo's index into them, or a ValueError naming `identities`."
     ids = np.asarray(identities)
@@ -91,6 +92,7 @@ def _gallery_mask(gallery, inverse:np.ndarray, k:int)->np.ndarray:
         raise ValueError(f"gallery must mark exactly one photo per identity; identity index {int(np.flatnonzero(per_id != 1)[0])} has {int(per_id[per_id != 1][0])}")
     return mask
 
+# %% ../nbs/02_identification.ipynb #f0e26812
 def _trials(emb, labels, inverse, mask, distractors, m, beats, chunk_size, query_chunk_size, device)->dict:
     "Trials and hits per identity; `mask` marks the fixed mates (single protocol) or is None (devkit)."
     best = _running_max(emb, distractors, m, chunk_size, query_chunk_size, device, "distractors")   # (N,) per photo
@@ -111,6 +113,7 @@ def _trials(emb, labels, inverse, mask, distractors, m, beats, chunk_size, query
             trials[k], hits[k] = len(probes), int(beats(scores, best[probes]).sum())
     return dict(identities=labels, trials=trials, hits=hits, best_distractor=best.cpu().numpy(), distractors=m)
 
+# %% ../nbs/02_identification.ipynb #27a2eacc
 def rank1_trials(
     embeddings, # (N, d) test photos (FaceScrub), numpy or torch
     identities, # (N,) person label of each test photo
@@ -138,7 +141,7 @@ def rank1_trials(
         return _trials(_unit_rows(embeddings, "embeddings", device=device), labels, inverse, mask, distractors, m,
                        torch.ge if ties == "mate" else torch.gt, chunk_size, query_chunk_size, device) | dict(protocol=protocol, ties=ties)
 
-# %% ../nbs/02_identification.ipynb #6ad3337f
+# %% ../nbs/02_identification.ipynb #41e14195
 IDENTITY_GROUPS = ("many", "few", "one", "zero")
 
 def _per_identity(values, labels:np.ndarray, name:str, missing_ok:bool=False)->list:
@@ -153,6 +156,7 @@ def _per_identity(values, labels:np.ndarray, name:str, missing_ok:bool=False)->l
         raise ValueError(f"{name} is a sequence of {len(seq)} entries: identities must be integers in [0, {len(seq)}), or give a dict")
     return [seq[l] for l in labels.tolist()]
 
+# %% ../nbs/02_identification.ipynb #0d8ebf96
 def identity_groups(
     train_counts, # (K,) training images of each identity (0 = not in training)
     many_threshold:int|None=None, # many-shot when n > many_threshold; None: many and few are not split
@@ -169,7 +173,7 @@ def identity_groups(
     out[n == 1], out[n == 0] = "one", "zero"
     return out
 
-# %% ../nbs/02_identification.ipynb #f6634971
+# %% ../nbs/02_identification.ipynb #21d3167d
 def _missing(label)->bool:
     "True for a missing subgroup label: None, empty string or NaN."
     return label is None or (isinstance(label, str) and not label) or (isinstance(label, float) and np.isnan(label))
@@ -184,6 +188,7 @@ def _rate(hits:np.ndarray, trials:np.ndarray, average:str):
     if not has.any(): return None
     return float(hits[has].sum() / trials[has].sum()) if average == "trials" else float(np.mean(hits[has] / trials[has]))
 
+# %% ../nbs/02_identification.ipynb #8a771fb5
 def identification_report(
     trials:dict, # output of `rank1_trials`
     train_counts=None, # training images per identity: dict, or sequence indexed by integer identity
@@ -227,6 +232,7 @@ def identification_report(
     out["notes"] = notes
     return out
 
+# %% ../nbs/02_identification.ipynb #229e18f7
 def evaluate_identification(
     embeddings, # (N, d) test photos
     identities, # (N,) person label of each test photo

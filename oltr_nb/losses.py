@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['OfficialAttract', 'disc_centroids_terms', 'DiscCentroidsLoss']
 
-# %% ../nbs/08_losses.ipynb #c0ffa708
+# %% ../nbs/08_losses.ipynb #98a399c1
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .core import check_choice
 
-# %% ../nbs/08_losses.ipynb #1b97c13b
+# %% ../nbs/08_losses.ipynb #474878dc
 class OfficialAttract(torch.autograd.Function):
     "Attract term sum_i |f_i - c_{y_i}|^2 / 2 / B with the official backward (centroid step not scaled by the upstream gradient)."
     @staticmethod
@@ -30,7 +30,7 @@ class OfficialAttract(torch.autograd.Function):
         grad_centroids = torch.zeros_like(centroids).index_add_(0, labels, diff) / damping.unsqueeze(1)
         return -grad_output * diff / ctx.batch_size, None, grad_centroids * ctx.grad_scale / ctx.batch_size, None, None
 
-# %% ../nbs/08_losses.ipynb #e4f1b5b5
+# %% ../nbs/08_losses.ipynb #1cee4719
 _CENTROID_GRADS = ("official", "autograd")
 
 def disc_centroids_terms(features:torch.Tensor, # (B, D) features (the direct feature, officially)
@@ -50,6 +50,7 @@ def disc_centroids_terms(features:torch.Tensor, # (B, D) features (the direct fe
     repel = torch.clamp(margin - others.sum() / (batch_size * num_classes), 0.0, repel_cap)
     return attract, repel
 
+# %% ../nbs/08_losses.ipynb #8745023e
 class DiscCentroidsLoss(nn.Module):
     "OLTR's discriminative centroid loss: attract + repel_weight * repel; the centroids are the parameter `centroids`."
     def __init__(self, num_classes:int, # K

@@ -7,7 +7,7 @@ __all__ = ['SHOT_RULES', 'SHOT_GROUPS', 'shot_groups', 'class_groups', 'per_clas
            'open_f_measure', 'fpr_at_tpr', 'open_detection', 'oscr', 'reliability_curve', 'expected_calibration_error',
            'evaluate', 'aggregate']
 
-# %% ../nbs/01_metrics.ipynb #abbb6fb5
+# %% ../nbs/01_metrics.ipynb #89cac389
 import math
 import numpy as np
 import pandas as pd
@@ -16,7 +16,7 @@ from sklearn.metrics import average_precision_score, f1_score, roc_auc_score, ro
 
 from .core import check_choice
 
-# %% ../nbs/01_metrics.ipynb #628818a3
+# %% ../nbs/01_metrics.ipynb #e52241f6
 def _as_labels(labels, name="labels"):
     "`labels` as a 1-D int64 array, or a ValueError naming `name`."
     arr = np.asarray(labels)
@@ -43,6 +43,7 @@ def _as_probs(probs, atol=1e-3):
         raise ValueError(f"probs rows must sum to 1 (softmax outputs); row {bad} sums to {sums[bad]:.6f}")
     return arr
 
+# %% ../nbs/01_metrics.ipynb #d9db5bf0
 def _as_counts(train_counts):
     "`train_counts` as a 1-D int64 array of non-negative counts, or a ValueError naming it."
     arr = np.asarray(train_counts)
@@ -56,7 +57,7 @@ def _float(x):
     "`x` as a python float, or None when it is None or NaN."
     return None if x is None or np.isnan(x) else float(x)
 
-# %% ../nbs/01_metrics.ipynb #2cc50812
+# %% ../nbs/01_metrics.ipynb #4cbfb4d8
 SHOT_RULES = ("paper", "code")
 SHOT_GROUPS = ("many", "medium", "few")
 
@@ -77,6 +78,7 @@ def shot_groups(
     medium = ~many & ~few
     return {"many": np.flatnonzero(many), "medium": np.flatnonzero(medium), "few": np.flatnonzero(few), "rule": rule}
 
+# %% ../nbs/01_metrics.ipynb #54e53c71
 def class_groups(
     train_counts, # (C,) training images per class
     **kwargs, # rule, many_threshold, few_threshold as in `shot_groups`
@@ -87,7 +89,7 @@ def class_groups(
     for g in SHOT_GROUPS: names[groups[g]] = g
     return names
 
-# %% ../nbs/01_metrics.ipynb #8b80e158
+# %% ../nbs/01_metrics.ipynb #02a188a3
 def per_class_accuracy(
     preds, # (N,) predicted class, -1 for a rejection
     labels, # (N,) true class, -1 for an open image (ignored)
@@ -103,6 +105,7 @@ def per_class_accuracy(
     hits = np.bincount(labels[known & (preds == labels)], minlength=num_classes)
     with np.errstate(invalid="ignore", divide="ignore"): return np.where(n > 0, hits / np.maximum(n, 1), np.nan)
 
+# %% ../nbs/01_metrics.ipynb #25826f79
 def shot_accuracy(
     preds, # (N,) predicted class, -1 for a rejection
     labels, # (N,) true class, -1 for an open image (ignored)
@@ -121,7 +124,7 @@ def shot_accuracy(
         out[g] = float(present.mean()) if present.size else None
     return out
 
-# %% ../nbs/01_metrics.ipynb #35416571
+# %% ../nbs/01_metrics.ipynb #9be99217
 def open_predictions(
     probs, # (N, C) softmax probabilities over the known classes
     threshold:float=0.1, # reject when the max probability is below this (paper: 0.1)
@@ -133,7 +136,7 @@ def open_predictions(
     preds[probs.max(1).astype(np.float64) < threshold] = -1
     return preds
 
-# %% ../nbs/01_metrics.ipynb #42fec968
+# %% ../nbs/01_metrics.ipynb #c6c6e220
 def open_f_measure(
     preds, # (N,) predicted class, -1 for a rejection
     labels, # (N,) true class, -1 for an open image
@@ -153,7 +156,7 @@ def open_f_measure(
     precision, recall = tp / (tp + fp), tp / (tp + fn)
     return float(2 * precision * recall / (precision + recall + eps))
 
-# %% ../nbs/01_metrics.ipynb #beb6930d
+# %% ../nbs/01_metrics.ipynb #fc5dd88f
 def _open_mask(labels):
     "Boolean (N,) mask of open images; ValueError when there are no known or no open images."
     is_open = labels == -1
@@ -168,6 +171,7 @@ def _as_score(open_score, n):
     if not np.isfinite(arr).all(): raise ValueError("open_score holds NaN or inf")
     return arr
 
+# %% ../nbs/01_metrics.ipynb #ef7bf7e8
 def fpr_at_tpr(
     open_score, # (N,) higher = more likely a known image
     labels, # (N,) true class, -1 for an open image
@@ -192,7 +196,7 @@ def open_detection(
             "aupr": float(average_precision_score(is_open, -score)),
             "fpr95": fpr_at_tpr(score, labels, tpr)}
 
-# %% ../nbs/01_metrics.ipynb #b3bb3147
+# %% ../nbs/01_metrics.ipynb #8f6ec0d2
 def oscr(
     open_score, # (N,) higher = more likely a known image
     preds, # (N,) closed-set predicted class
@@ -209,7 +213,7 @@ def oscr(
     fpr = np.r_[0, np.cumsum(opened)[last_of_tie]] / is_open.sum()
     return float(np.sum(np.diff(fpr) * (ccr[1:] + ccr[:-1]) / 2))
 
-# %% ../nbs/01_metrics.ipynb #4f84b2e4
+# %% ../nbs/01_metrics.ipynb #a3582e9b
 def reliability_curve(
     probs, # (N, C) softmax probabilities over the known classes
     labels, # (N,) true class; open images (-1) are left out
@@ -229,6 +233,7 @@ def reliability_curve(
         accuracy = np.bincount(bins, correct, minlength=n_bins) / count
     return pd.DataFrame({"lo": edges[:-1], "hi": edges[1:], "count": count, "confidence": confidence, "accuracy": accuracy})
 
+# %% ../nbs/01_metrics.ipynb #8415fc13
 def expected_calibration_error(
     probs, # (N, C) softmax probabilities over the known classes
     labels, # (N,) true class; open images (-1) are left out
@@ -240,7 +245,7 @@ def expected_calibration_error(
     if used.empty: return None
     return float(np.sum(used["count"] * (used["accuracy"] - used["confidence"]).abs()) / used["count"].sum())
 
-# %% ../nbs/01_metrics.ipynb #eee9a7cd
+# %% ../nbs/01_metrics.ipynb #3acdce6a
 def _closed_metrics(probs, labels, known, preds, train_counts, shot_kw, n_bins):
     "The `closed` section of metrics.json from the known images."
     y, yhat = labels[known], preds[known]
@@ -258,6 +263,7 @@ def _per_class(closed_preds, open_preds, labels, train_counts, shot_kw):
     return [{"class": c, "train_count": int(train_counts[c]), "group": groups[c], "closed_acc": _float(closed_acc[c]),
              "open_acc": _float(open_acc[c]), "n_test": int(n_test[c])} for c in range(C)]
 
+# %% ../nbs/01_metrics.ipynb #ec6233d9
 def evaluate(
     probs, # (N, C) softmax probabilities over the known classes, test and open images
     labels, # (N,) true class, -1 for an open image
@@ -304,7 +310,7 @@ def evaluate(
     return {"closed": closed, "open": open_, "shots": shots,
             "per_class": _per_class(closed_preds, open_preds, labels, counts, shot_kw), "notes": notes}
 
-# %% ../nbs/01_metrics.ipynb #62789441
+# %% ../nbs/01_metrics.ipynb #f2ed10ce
 def _summary(values):
     "Mean, t-based 95% CI half-width, count and missing count of numbers, skipping None."
     xs = np.array([v for v in values if v is not None], dtype=np.float64)
@@ -317,6 +323,7 @@ def _is_number(v):
     "True for None and for ints and floats (not bools)."
     return v is None or (isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)))
 
+# %% ../nbs/01_metrics.ipynb #ce0318b7
 def _merge(values, where):
     "Aggregate one position of the nested metrics dicts across runs."
     first = values[0]

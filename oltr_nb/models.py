@@ -10,7 +10,7 @@ __all__ = ['FACE_DROPOUT', 'BACKBONES', 'CLASSIFIERS', 'OFFICIAL_MODELS', 'featu
            'build_model', 'compute_centroids', 'transfer_stage1', 'freeze_backbone_except', 'save_official_checkpoint',
            'load_official_checkpoint', 'nearest_distance']
 
-# %% ../nbs/07_models.ipynb #1faaad97
+# %% ../nbs/07_models.ipynb #04041414
 import math
 import warnings
 from pathlib import Path
@@ -22,7 +22,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from .core import check_choice
 
-# %% ../nbs/07_models.ipynb #b1d05952
+# %% ../nbs/07_models.ipynb #41d2fd57
 def feature_map_side(in_size:int, # image side in pixels
                      small_input:bool=False, # stem without stride (3x3 stride-1 conv, no max-pool)
                      num_stages:int=4, # residual stages; each after the first halves the map
@@ -34,7 +34,7 @@ def feature_map_side(in_size:int, # image side in pixels
     for _ in range(halvings): side = (side - 1) // 2 + 1
     return side
 
-# %% ../nbs/07_models.ipynb #41c9d894
+# %% ../nbs/07_models.ipynb #41f49d92
 class ModulatedAttention(nn.Module):
     "OLTR's modulated attention: x + softmax-spatial-attention * conv_mask(non-local self-attention(x))."
     def __init__(self,
@@ -78,7 +78,7 @@ class ModulatedAttention(nn.Module):
         spatial_att, mask = self.attention_maps(x)
         return spatial_att * mask + x
 
-# %% ../nbs/07_models.ipynb #c8383155
+# %% ../nbs/07_models.ipynb #1a8c53c6
 _CONV_INITS = ("official", "kaiming")
 _ATTENTION_INITS = ("official", "identity")
 _SHORTCUTS = ("conv", "pad")
@@ -107,7 +107,7 @@ class PadShortcut(nn.Module):
         before = self.extra_channels // 2
         return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, before, self.extra_channels - before))
 
-# %% ../nbs/07_models.ipynb #c09513e5
+# %% ../nbs/07_models.ipynb #51c1b359
 class ResNetFeature(nn.Module):
     "OLTR's feature extractor: stem, residual stages, [modulated attention], global average pool, [relu(fc_add)]."
     def __init__(self,
@@ -166,6 +166,7 @@ class ResNetFeature(nn.Module):
         x = self.feature_map(images).mean(dim=(2, 3))
         return x if self.fc_add is None else F.relu(self.fc_add(x))
 
+# %% ../nbs/07_models.ipynb #33647419
 def _make_stage(block, inplanes, width, blocks, stride, shortcut):
     "One residual stage of `blocks` blocks; returns it and its output channels."
     out = width * block.expansion
@@ -176,7 +177,7 @@ def _make_stage(block, inplanes, width, blocks, stride, shortcut):
     stage = [block(inplanes, width, stride, downsample)] + [block(out, width) for _ in range(blocks - 1)]
     return nn.Sequential(*stage), out
 
-# %% ../nbs/07_models.ipynb #3f99a9ec
+# %% ../nbs/07_models.ipynb #613ff612
 FACE_DROPOUT = 0.4  # dropout of ArcFace's "E" head in insightface's MXNet code; the OLTR paper's value is unknown
 
 class FaceResNetFeature(ResNetFeature):
@@ -207,7 +208,7 @@ class FaceResNetFeature(ResNetFeature):
         "Embedding of each face: the last map through BN, dropout, flatten, Linear and BN."
         return self.bn_embed(self.fc_embed(self.dropout(self.bn_map(self.feature_map(images))).flatten(1)))
 
-# %% ../nbs/07_models.ipynb #f8871856
+# %% ../nbs/07_models.ipynb #7d47f608
 def resnet10_feature(attention:bool=False, # modulated attention after layer4
                      fc_add:bool=False, # relu(fc_add): 512 -> 512
                      in_size:int=224, # image side
@@ -229,6 +230,7 @@ def resnet152_feature(attention:bool=False, # modulated attention after layer4
     return ResNetFeature(Bottleneck, [3, 8, 36, 3], attention=attention, fc_add=fc_add, in_size=in_size,
                          in_channels=in_channels, **kwargs)
 
+# %% ../nbs/07_models.ipynb #2b350c4f
 def resnet32_feature(in_channels:int=3, # image channels
                      attention:bool=False, # modulated attention after the last stage
                      fc_add:bool=False, # relu(fc_add): 64 -> 512
@@ -250,6 +252,7 @@ def resnet50_face_feature(attention:bool=False, # modulated attention on the 7x7
     return FaceResNetFeature(Bottleneck, [3, 4, 6, 3], attention=attention, fc_add=fc_add, in_size=in_size,
                              in_channels=in_channels, **kwargs)
 
+# %% ../nbs/07_models.ipynb #34b56f27
 BACKBONES = {"resnet10": resnet10_feature,
              "resnet10_small": lambda **kw: resnet10_feature(small_input=True, **kw),
              "resnet152": resnet152_feature,
@@ -272,7 +275,7 @@ def build_backbone(name:str, # one of BACKBONES: resnet10, resnet10_small, resne
                          f"or fc_add=True to project it to {feat_dim}")
     return net
 
-# %% ../nbs/07_models.ipynb #7bb5b1aa
+# %% ../nbs/07_models.ipynb #8d0d00bf
 class DotProductClassifier(nn.Module):
     "Stage-1 classifier: logits = fc(x)."
     def __init__(self, feat_dim:int, # D, feature size
@@ -296,6 +299,7 @@ def squash(v:torch.Tensor, # (B, D) vectors
     norm = v.norm(dim=1, keepdim=True)
     return v / (1 + norm) if mode == "official" else v * norm / (1 + norm ** 2)
 
+# %% ../nbs/07_models.ipynb #803f8b3f
 class CosNormClassifier(nn.Module):
     "Cosine classifier: logits = scale * squash(v) . (w_k / |w_k|)."
     def __init__(self, feat_dim:int, # D
@@ -316,7 +320,7 @@ class CosNormClassifier(nn.Module):
         unit_weight = self.weight / self.weight.norm(dim=1, keepdim=True)
         return self.scale * squash(x, self.squash) @ unit_weight.t(), {}
 
-# %% ../nbs/07_models.ipynb #0debb7a9
+# %% ../nbs/07_models.ipynb #c0ab95ec
 _REACHABILITY = ("official", "paper")
 
 class MetaEmbeddingClassifier(nn.Module):
@@ -367,7 +371,7 @@ class MetaEmbeddingClassifier(nn.Module):
         if not self.use_reachability: return torch.ones_like(min_dist)
         return (self.reach_scale if self.reachability == "official" else 1.0) / min_dist
 
-# %% ../nbs/07_models.ipynb #4f2e5bab
+# %% ../nbs/07_models.ipynb #df3b2fec
 class OLTRModel(nn.Module):
     "Backbone + classifier + class centroids: `model(images)` -> dict(logits, features, **extras)."
     def __init__(self, backbone:nn.Module, # images -> (B, feat_dim), with attribute `feat_dim`
@@ -406,6 +410,7 @@ class OLTRModel(nn.Module):
         apply_bn_mode(self)
         return self
 
+# %% ../nbs/07_models.ipynb #c6c76a75
 def unwrap(model):
     "The plain model inside torch.compile and DistributedDataParallel / DataParallel wrappers (or the model itself)."
     model = getattr(model, "_orig_mod", model)
@@ -421,7 +426,7 @@ def apply_bn_mode(model:nn.Module, # OLTRModel (or a DDP wrapper of one)
                 m.eval()
     return model
 
-# %% ../nbs/07_models.ipynb #1f2da897
+# %% ../nbs/07_models.ipynb #4507e450
 CLASSIFIERS = {"dot": DotProductClassifier, "cosine": CosNormClassifier, "meta": MetaEmbeddingClassifier}
 
 def build_model(backbone:str="resnet10", # resnet10, resnet10_small, resnet152 or resnet32
@@ -441,7 +446,7 @@ def build_model(backbone:str="resnet10", # resnet10, resnet10_small, resnet152 o
                          feat_dim=feat_dim)
     return OLTRModel(net, CLASSIFIERS[classifier](net.feat_dim, num_classes, **classifier_kwargs))
 
-# %% ../nbs/07_models.ipynb #af55555d
+# %% ../nbs/07_models.ipynb #1a4d99ff
 @torch.no_grad()
 def compute_centroids(model:nn.Module, # OLTRModel (or DDP wrapper)
                       loader, # yields (images, labels, index) batches of training images
@@ -471,7 +476,7 @@ def compute_centroids(model:nn.Module, # OLTRModel (or DDP wrapper)
     if empty: warnings.warn(f"compute_centroids: {len(empty)} classes have no images, their centroids are zero: {empty[:10]}")
     return (sums / counts.clamp_min(1).unsqueeze(1)).float()
 
-# %% ../nbs/07_models.ipynb #8605de8f
+# %% ../nbs/07_models.ipynb #e136afa1
 def transfer_stage1(stage1_model:nn.Module, # trained stage-1 OLTRModel (dot-product classifier)
                     stage2_model:nn.Module, # fresh stage-2 OLTRModel
                    )->list: # backbone keys of stage 2 that stayed new
@@ -492,7 +497,7 @@ def transfer_stage1(stage1_model:nn.Module, # trained stage-1 OLTRModel (dot-pro
         dst.classifier.fc_hallucinator.load_state_dict(fc.state_dict())
     return [k for k in dst_state if k not in src_state]
 
-# %% ../nbs/07_models.ipynb #5d188a4a
+# %% ../nbs/07_models.ipynb #a601b651
 _BN_STATS = ("update", "frozen")
 
 def freeze_backbone_except(model:nn.Module, # OLTRModel (or DDP wrapper)
@@ -507,7 +512,7 @@ def freeze_backbone_except(model:nn.Module, # OLTRModel (or DDP wrapper)
     net.train(net.training)
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
 
-# %% ../nbs/07_models.ipynb #b4f3e615
+# %% ../nbs/07_models.ipynb #fecf05e2
 OFFICIAL_MODELS = {
     ("imagenet_lt", 1): dict(backbone="resnet10", attention=False, fc_add=False, classifier="dot", num_classes=1000),
     ("imagenet_lt", 2): dict(backbone="resnet10", attention=True, fc_add=True, classifier="meta", num_classes=1000),
@@ -532,6 +537,7 @@ def save_official_checkpoint(model:nn.Module, # OLTRModel (or DDP wrapper)
                     state_dict_best=dict(feat_model=prefixed(net.backbone), classifier=prefixed(net.classifier))), path)
     return Path(path)
 
+# %% ../nbs/07_models.ipynb #8fa1bc96
 def load_official_checkpoint(path:str|Path, # final_model_checkpoint.pth written by the official code
                              dataset:str="imagenet_lt", # "imagenet_lt" or "places_lt"
                              stage:int=1, # 1 or 2
@@ -554,6 +560,7 @@ def load_official_checkpoint(path:str|Path, # final_model_checkpoint.pth written
         model.set_centroids(ckpt["centroids"])
     return model.eval()
 
+# %% ../nbs/07_models.ipynb #62ff1658
 def _load_prefixed(module, state, where):
     "Load a `module.`-prefixed state dict into `module`, naming missing, unexpected or misshaped keys."
     state = {k[len(_PREFIX):] if k.startswith(_PREFIX) else k: v for k, v in state.items()}
@@ -565,7 +572,7 @@ def _load_prefixed(module, state, where):
         raise ValueError(f"{where}: missing keys {missing[:5]}, unexpected keys {unexpected[:5]}, shape mismatches {misshaped[:5]}")
     module.load_state_dict({**own, **state})
 
-# %% ../nbs/07_models.ipynb #6b30040b
+# %% ../nbs/07_models.ipynb #87e707e8
 def nearest_distance(x:torch.Tensor, # (B, D) features
                      keys:torch.Tensor, # (K, D) centroids (no gradient)
                     )->torch.Tensor: # (B,) float32 distance to the nearest key, differentiable in x
