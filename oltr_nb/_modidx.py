@@ -604,6 +604,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'oltr_nb.report.metrics_table': ('report.html#metrics_table', 'oltr_nb/report.py'),
                                 'oltr_nb.report.needs_data_root': ('report.html#needs_data_root', 'oltr_nb/report.py'),
                                 'oltr_nb.report.open_source_classes': ('report.html#open_source_classes', 'oltr_nb/report.py'),
+                                'oltr_nb.report.ours_label': ('report.html#ours_label', 'oltr_nb/report.py'),
                                 'oltr_nb.report.paper_numbers': ('report.html#paper_numbers', 'oltr_nb/report.py'),
                                 'oltr_nb.report.paper_tables': ('report.html#paper_tables', 'oltr_nb/report.py'),
                                 'oltr_nb.report.plot_ablations': ('report.html#plot_ablations', 'oltr_nb/report.py'),
