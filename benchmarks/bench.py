@@ -10,6 +10,7 @@ per stage; a CUDA section ends with the line `end-to-end / step-only: stage 1 0.
 from __future__ import annotations
 
 import argparse, math, os, platform, shlex, subprocess, sys, tempfile, time, warnings
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from oltr_nb.data import ImageListDataset, build_data
 from oltr_nb.evaluation import predict
 from oltr_nb.gpu_input import DeviceAugment, collate_jpegs, default_num_workers, device_items, make_batches
 from oltr_nb.images import FastEvalTransform, FastTrainTransform, official_transforms
-from oltr_nb.loop import stage_losses, train_stage
+from oltr_nb.loop import stage_losses, step_model, train_stage
 from oltr_nb.methods import make_criterion
 from oltr_nb.losses import DiscCentroidsLoss
 from oltr_nb.models import build_model, compute_centroids
@@ -126,7 +127,7 @@ def step_runner(stage: int, batch: int, device, channels_last=False, amp=False, 
     model = model.to(memory_format=fmt)
     opts, _ = make_optimizers(cfg, model, centroid_loss)
     criterion = make_criterion(cfg.method, torch.ones(1000), 1000, 512).to(device)
-    run = torch.compile(model, mode="reduce-overhead") if cuda_graphs else torch.compile(model) if compile_ else model
+    run = step_model(model, replace(cfg, compile=compile_, cuda_graphs=cuda_graphs), device)
     x = torch.randn(batch, 3, 224, 224, device=device).contiguous(memory_format=fmt)
     y = torch.randint(0, 1000, (batch,), device=device)
     ctx = lambda: torch.autocast(device.type, dtype=torch.bfloat16) if amp else torch.autocast(device.type, enabled=False)

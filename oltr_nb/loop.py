@@ -9,7 +9,7 @@ __all__ = ['LOCK_FILE', 'RUN_RESULTS', 'PROGRESS_MODES', 'train_sampler', 'uneve
            'own_run_folder', 'check_inputs', 'start_run', 'distribute', 'step_model', 'epoch_line', 'train_stage',
            'kept_checkpoints', 'train_epochs', 'posthoc_stage']
 
-# %% ../nbs/15_loop.ipynb #4ace5aba
+# %% ../nbs/15_loop.ipynb #8871e7b2
 import csv, fcntl, json, os, shutil, socket, time
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +30,7 @@ from .runtime import (StageRun, atomic_save, autocast_ctx, average_grad, init_di
                              seed_everything, world)
 from .stage import Stage, load_data, load_stage1, missing_stage1, prepare_stage, restore_stage, stage_state
 
-# %% ../nbs/15_loop.ipynb #35bcf120
+# %% ../nbs/15_loop.ipynb #05bbeb6b
 def train_sampler(cfg: ExperimentConfig, data, rank: int, world_size: int):
     "The stage's sampler; plain shuffling too goes through a sampler whose order depends on (seed, epoch) only."
     sampler = make_sampler(cfg.sampler, data.train_labels, cfg.batch_size, seed=cfg.seed,
@@ -60,7 +60,7 @@ def epoch_steps(cfg: ExperimentConfig, n_train: int) -> int:
     if steps == 0: raise InputError(f"batch_size={cfg.batch_size} is larger than the {n_train} training images: an epoch would have no step")
     return min(steps, cfg.max_steps_per_epoch) if cfg.max_steps_per_epoch else steps
 
-# %% ../nbs/15_loop.ipynb #c3fc7535
+# %% ../nbs/15_loop.ipynb #94dbd324
 def stage_losses(cfg: ExperimentConfig, out: dict, labels, criterion, centroid_loss) -> dict:
     "The method's classification loss and, in OLTR's stage 2, the weighted discriminative centroid loss."
     losses = {"cls": cfg.ce_weight * criterion(out["logits"].float(), labels, out["features"].float())}
@@ -69,7 +69,7 @@ def stage_losses(cfg: ExperimentConfig, out: dict, labels, criterion, centroid_l
         losses["centroid"] = cfg.centroid_weight * centroid_loss(feats.float(), labels)
     return losses
 
-# %% ../nbs/15_loop.ipynb #b3bf315f
+# %% ../nbs/15_loop.ipynb #0c0eea7b
 class NonFiniteLoss(RuntimeError):
     "The loss became NaN or infinite."
 
@@ -81,12 +81,11 @@ def check_finite(losses: list, first_step: int, epoch: int):
         step = first_step + int(bad[0])
         raise NonFiniteLoss(f"loss is {values[bad[0]].item()} at epoch {epoch + 1}, global step {step}; stopped without saving")
 
-# %% ../nbs/15_loop.ipynb #03c221c1
+# %% ../nbs/15_loop.ipynb #2582295d
 def train_step(run: StageRun, stage: Stage, train_model, images, labels) -> tuple: # (loss terms, total loss)
-    "One optimisation step on a batch: forward, losses, backward, every optimiser's step."
+    "One optimisation step on a batch whose images `make_batches` put on the device: forward, losses, backward, the optimisers' steps."
     cfg, device = run.cfg, run.device
-    images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-    if cfg.channels_last and device.type == "cuda": images = images.contiguous(memory_format=torch.channels_last)
+    labels = labels.to(device, non_blocking=True)
     if stage.centroid_loss is not None and cfg.memory_centroids == "learned":
         stage.model.set_centroids(stage.centroid_loss.centroids.detach())
     if cfg.cuda_graphs: torch.compiler.cudagraph_mark_step_begin()  # a new step: the graphs' outputs may be overwritten
@@ -104,7 +103,7 @@ def train_step(run: StageRun, stage: Stage, train_model, images, labels) -> tupl
     stage.scaler.update()
     return losses, loss
 
-# %% ../nbs/15_loop.ipynb #210c4f0b
+# %% ../nbs/15_loop.ipynb #26086155
 def run_epoch(run: StageRun, stage: Stage, train_model, loader, epoch: int, steps: int, step0: int,
               progress: bool = False) -> dict: # mean of each loss term
     "One epoch of `steps` optimisation steps."
@@ -126,7 +125,7 @@ def run_epoch(run: StageRun, stage: Stage, train_model, loader, epoch: int, step
         stage.model.set_centroids(stage.centroid_loss.centroids.detach())
     return {k: float(v) / steps for k, v in totals.items()}
 
-# %% ../nbs/15_loop.ipynb #1ea0b3f1
+# %% ../nbs/15_loop.ipynb #cd9c8090
 def log_row(path: Path, row: dict):
     "Append one row to a CSV log, writing the header on first use."
     new = not path.exists()
@@ -151,7 +150,7 @@ def trim_log(path: Path, epoch: int) -> int: # the number of rows dropped
     os.replace(tmp, path)
     return len(rows) - len(keep)
 
-# %% ../nbs/15_loop.ipynb #c2f88f0f
+# %% ../nbs/15_loop.ipynb #02676398
 def make_writer(out_dir: Path, epoch: int = 0): # epoch: the checkpoint's, whose later events go
     "A TensorBoard writer for the run directory, hiding the events past `epoch` that a killed run wrote."
     from torch.utils.tensorboard import SummaryWriter
@@ -166,7 +165,7 @@ def save_epoch(run: StageRun, stage: Stage, progress: dict, row: dict, writer, i
     if is_best: atomic_save(ckpt, run.out_dir / "best.pt")
     atomic_save(ckpt, run.out_dir / "last.pt")
 
-# %% ../nbs/15_loop.ipynb #300155d7
+# %% ../nbs/15_loop.ipynb #a133fa02
 LOCK_FILE = ".lock"  # in the stage folder: flock-ed by the process that trains the stage
 RUN_RESULTS = ("log.csv", "last.pt", "best.pt", "eval")  # what a fresh start would destroy
 
@@ -190,7 +189,7 @@ def folder_problems(cfg: ExperimentConfig) -> list:
             f"resume: {', '.join(RESULT_NEUTRAL)}; for other settings start again with overwrite=True (--overwrite) or "
             "give another out_dir"] if diff else []
 
-# %% ../nbs/15_loop.ipynb #0783a873
+# %% ../nbs/15_loop.ipynb #2b6f13c8
 def clear_folder(folder: Path):
     "Remove everything in a stage folder but its lock file."
     for p in Path(folder).iterdir():
@@ -205,7 +204,7 @@ def ready_folder(cfg: ExperimentConfig, folder: Path):
     problems = folder_problems(cfg)
     if problems: raise InputError(problems[0])
 
-# %% ../nbs/15_loop.ipynb #b4549395
+# %% ../nbs/15_loop.ipynb #dd49d9e4
 @contextmanager
 def own_run_folder(cfg: ExperimentConfig):
     "Hold the stage folder's lock while the block runs, the folder made ready for `cfg`; InputError naming the holder if another process has it."
@@ -222,7 +221,7 @@ def own_run_folder(cfg: ExperimentConfig):
         ready_folder(cfg, folder)
         yield folder
 
-# %% ../nbs/15_loop.ipynb #8e68bde0
+# %% ../nbs/15_loop.ipynb #7159d7af
 def check_inputs(cfgs: list): # the configurations of the stages about to run, in order
     "Everything these stages will read, and their folders, checked before any work; InputError listing every problem."
     first, stages = cfgs[0], {c.stage for c in cfgs}
@@ -240,7 +239,7 @@ def check_inputs(cfgs: list): # the configurations of the stages about to run, i
         raise InputError(f"{len(problems)} problem(s) with the inputs of {first.dataset} {first.method}; nothing was started:\n"
                          + problems_text(problems) + (f"\nwhere the data comes from: {hint}" if hint else ""))
 
-# %% ../nbs/15_loop.ipynb #e2c0e1ec
+# %% ../nbs/15_loop.ipynb #2bb7b15e
 def start_run(cfg: ExperimentConfig, data=None) -> StageRun:
     "Resolve the device, join the process group, seed, load the data and write config.json."
     started = time.time()
@@ -259,14 +258,14 @@ def distribute(model: nn.Module, cfg: ExperimentConfig, device: torch.device) ->
     return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                                find_unused_parameters=not (cfg.use_memory and cfg.use_selector))
 
-# %% ../nbs/15_loop.ipynb #8ab30c21
+# %% ../nbs/15_loop.ipynb #c670ad92
 def step_model(model: nn.Module, cfg: ExperimentConfig, device: torch.device) -> nn.Module:
     "The model the training step calls: itself, compiled (`compile`), or compiled with CUDA graphs (`cuda_graphs`)."
     if problem := graphs_off_cuda(cfg, device): raise InputError(problem)
     if cfg.cuda_graphs: return torch.compile(model, mode="reduce-overhead")
     return torch.compile(model) if cfg.compile else model
 
-# %% ../nbs/15_loop.ipynb #d8e979fc
+# %% ../nbs/15_loop.ipynb #420ccebf
 PROGRESS_MODES = (True, "epochs", False)  # a bar per epoch on stderr; one printed line per epoch; nothing
 
 def epoch_line(cfg: ExperimentConfig, row: dict) -> str: # an epoch's log.csv row
@@ -275,7 +274,7 @@ def epoch_line(cfg: ExperimentConfig, row: dict) -> str: # an epoch's log.csv ro
     return (f"stage {cfg.stage} epoch {row['epoch']}/{cfg.epochs}: loss {loss:.4f}, val top-1 {row['val_top1']:.4f}, "
             f"{row['seconds']:.1f} s")
 
-# %% ../nbs/15_loop.ipynb #48c89de2
+# %% ../nbs/15_loop.ipynb #7c03b828
 def train_stage(cfg: ExperimentConfig, data=None, until_epoch: Optional[int] = None, progress=True) -> dict:
     "Train one stage (or fit a post-hoc one) in its folder, which it owns meanwhile; resume from last.pt if `cfg.resume`."
     check_choice("progress", progress, PROGRESS_MODES)
@@ -289,13 +288,13 @@ def train_stage(cfg: ExperimentConfig, data=None, until_epoch: Optional[int] = N
             return posthoc_stage(run)
         return train_epochs(run, until_epoch, progress)
 
-# %% ../nbs/15_loop.ipynb #5c5dc720
+# %% ../nbs/15_loop.ipynb #74fdaeea
 def kept_checkpoints(state: dict) -> str:
     "What a stage stopped in the middle leaves to resume from."
     if state["epoch"] == 0: return "no checkpoint had been written yet (it stopped in its first epoch): nothing to resume from"
     return f"last.pt (epoch {state['epoch']}) and best.pt (epoch {state['best_epoch']}) are kept, the last good ones"
 
-# %% ../nbs/15_loop.ipynb #a82fc8f5
+# %% ../nbs/15_loop.ipynb #244af820
 def train_epochs(run: StageRun, until_epoch: Optional[int] = None, progress=True) -> dict:
     "The epochs of a trained stage, from last.pt when resuming (log rows past it dropped); then best.pt evaluated on test + open."
     cfg = run.cfg
@@ -334,7 +333,7 @@ def train_epochs(run: StageRun, until_epoch: Optional[int] = None, progress=True
         return dict(run_dir=str(run.out_dir), stopped_at_epoch=state["epoch"])
     return final_evaluation(run, stage.model)
 
-# %% ../nbs/15_loop.ipynb #70f6c69f
+# %% ../nbs/15_loop.ipynb #97835d46
 def posthoc_stage(run: StageRun) -> dict:
     "Stage 2 of a post-hoc method: fit its rule on cached stage-1 features, evaluate on test + open."
     cfg, data = run.cfg, run.data
@@ -352,7 +351,7 @@ def posthoc_stage(run: StageRun) -> dict:
     val_acc = closed_top1(preds["val"])
     rows = log or [dict(epoch=1)]
     if world()[0] == 0:
-        trim_log(run.out_dir / "log.csv", 0)  # a resumed fit starts over, and so does its log
+        (run.out_dir / "log.csv").unlink(missing_ok=True)  # a resumed fit starts over, and so does its log
         for i, row in enumerate(rows): log_row(run.out_dir / "log.csv", {**row, "val_top1": val_acc if i == len(rows) - 1 else None})
     score, reject = (None if x is None else x.detach().numpy() for x in (scores["test"], rejects["test"]))
     return write_evaluation(run, preds["test"], ckpt["best_epoch"], val_acc, open_score=score, reject=reject)

@@ -10,7 +10,7 @@ __all__ = ['FACE_DROPOUT', 'BACKBONES', 'CLASSIFIERS', 'OFFICIAL_MODELS', 'featu
            'build_model', 'compute_centroids', 'transfer_stage1', 'freeze_backbone_except', 'save_official_checkpoint',
            'load_official_checkpoint', 'nearest_distance']
 
-# %% ../nbs/07_models.ipynb #04041414
+# %% ../nbs/07_models.ipynb #d97d9c54
 import math
 import warnings
 from pathlib import Path
@@ -22,7 +22,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from .core import check_choice
 
-# %% ../nbs/07_models.ipynb #41d2fd57
+# %% ../nbs/07_models.ipynb #fdc67e04
 def feature_map_side(in_size:int, # image side in pixels
                      small_input:bool=False, # stem without stride (3x3 stride-1 conv, no max-pool)
                      num_stages:int=4, # residual stages; each after the first halves the map
@@ -34,7 +34,7 @@ def feature_map_side(in_size:int, # image side in pixels
     for _ in range(halvings): side = (side - 1) // 2 + 1
     return side
 
-# %% ../nbs/07_models.ipynb #41f49d92
+# %% ../nbs/07_models.ipynb #da3374f5
 class ModulatedAttention(nn.Module):
     "OLTR's modulated attention: x + softmax-spatial-attention * conv_mask(non-local self-attention(x))."
     def __init__(self,
@@ -78,7 +78,7 @@ class ModulatedAttention(nn.Module):
         spatial_att, mask = self.attention_maps(x)
         return spatial_att * mask + x
 
-# %% ../nbs/07_models.ipynb #1a8c53c6
+# %% ../nbs/07_models.ipynb #8d5ab616
 _CONV_INITS = ("official", "kaiming")
 _ATTENTION_INITS = ("official", "identity")
 _SHORTCUTS = ("conv", "pad")
@@ -107,7 +107,7 @@ class PadShortcut(nn.Module):
         before = self.extra_channels // 2
         return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, before, self.extra_channels - before))
 
-# %% ../nbs/07_models.ipynb #51c1b359
+# %% ../nbs/07_models.ipynb #c6f415e7
 class ResNetFeature(nn.Module):
     "OLTR's feature extractor: stem, residual stages, [modulated attention], global average pool, [relu(fc_add)]."
     def __init__(self,
@@ -149,8 +149,8 @@ class ResNetFeature(nn.Module):
         self.fc_add = nn.Linear(inplanes, fc_add_dim) if fc_add else None
         self.feat_dim = fc_add_dim if fc_add else inplanes
         init_resnet_weights(self, conv_init)
-        side = feature_map_side(in_size, small_input, len(layers), first_stride)
-        self.modulatedatt = ModulatedAttention(inplanes, side) if attention else None
+        self.map_side = feature_map_side(in_size, small_input, len(layers), first_stride)  # side of the last stage's map
+        self.modulatedatt = ModulatedAttention(inplanes, self.map_side) if attention else None
         if attention and attention_init == "official": init_resnet_weights(self.modulatedatt, conv_init)
 
     def feature_map(self, images:torch.Tensor, # (B, in_channels, in_size, in_size)
@@ -166,7 +166,7 @@ class ResNetFeature(nn.Module):
         x = self.feature_map(images).mean(dim=(2, 3))
         return x if self.fc_add is None else F.relu(self.fc_add(x))
 
-# %% ../nbs/07_models.ipynb #33647419
+# %% ../nbs/07_models.ipynb #3ae73b61
 def _make_stage(block, inplanes, width, blocks, stride, shortcut):
     "One residual stage of `blocks` blocks; returns it and its output channels."
     out = width * block.expansion
@@ -177,7 +177,7 @@ def _make_stage(block, inplanes, width, blocks, stride, shortcut):
     stage = [block(inplanes, width, stride, downsample)] + [block(out, width) for _ in range(blocks - 1)]
     return nn.Sequential(*stage), out
 
-# %% ../nbs/07_models.ipynb #613ff612
+# %% ../nbs/07_models.ipynb #cd4b5061
 FACE_DROPOUT = 0.4  # dropout of ArcFace's "E" head in insightface's MXNet code; the OLTR paper's value is unknown
 
 class FaceResNetFeature(ResNetFeature):
@@ -196,9 +196,8 @@ class FaceResNetFeature(ResNetFeature):
         if fc_add: raise ValueError("fc_add=True: the face backbone's embedding head already projects to the feature; use fc_add=False")
         super().__init__(block, layers, attention=attention, in_size=in_size, in_channels=in_channels,
                          small_input=True, first_stride=2, **kwargs)
-        side = feature_map_side(in_size, True, len(layers), 2)
         self.bn_map, self.dropout = nn.BatchNorm2d(self.feat_dim), nn.Dropout(dropout)
-        self.fc_embed = nn.Linear(self.feat_dim * side * side, embedding_dim)
+        self.fc_embed = nn.Linear(self.feat_dim * self.map_side ** 2, embedding_dim)
         self.bn_embed = nn.BatchNorm1d(embedding_dim)
         self.bn_embed.weight.requires_grad_(False)  # scale fixed at 1 (fix_gamma)
         self.feat_dim = embedding_dim
@@ -208,7 +207,7 @@ class FaceResNetFeature(ResNetFeature):
         "Embedding of each face: the last map through BN, dropout, flatten, Linear and BN."
         return self.bn_embed(self.fc_embed(self.dropout(self.bn_map(self.feature_map(images))).flatten(1)))
 
-# %% ../nbs/07_models.ipynb #7d47f608
+# %% ../nbs/07_models.ipynb #494d8d43
 def resnet10_feature(attention:bool=False, # modulated attention after layer4
                      fc_add:bool=False, # relu(fc_add): 512 -> 512
                      in_size:int=224, # image side
@@ -230,7 +229,7 @@ def resnet152_feature(attention:bool=False, # modulated attention after layer4
     return ResNetFeature(Bottleneck, [3, 8, 36, 3], attention=attention, fc_add=fc_add, in_size=in_size,
                          in_channels=in_channels, **kwargs)
 
-# %% ../nbs/07_models.ipynb #2b350c4f
+# %% ../nbs/07_models.ipynb #e056c9ba
 def resnet32_feature(in_channels:int=3, # image channels
                      attention:bool=False, # modulated attention after the last stage
                      fc_add:bool=False, # relu(fc_add): 64 -> 512
@@ -252,7 +251,7 @@ def resnet50_face_feature(attention:bool=False, # modulated attention on the 7x7
     return FaceResNetFeature(Bottleneck, [3, 4, 6, 3], attention=attention, fc_add=fc_add, in_size=in_size,
                              in_channels=in_channels, **kwargs)
 
-# %% ../nbs/07_models.ipynb #34b56f27
+# %% ../nbs/07_models.ipynb #29d2f29e
 BACKBONES = {"resnet10": resnet10_feature,
              "resnet10_small": lambda **kw: resnet10_feature(small_input=True, **kw),
              "resnet152": resnet152_feature,
@@ -275,7 +274,7 @@ def build_backbone(name:str, # one of BACKBONES: resnet10, resnet10_small, resne
                          f"or fc_add=True to project it to {feat_dim}")
     return net
 
-# %% ../nbs/07_models.ipynb #8d0d00bf
+# %% ../nbs/07_models.ipynb #6142a96e
 class DotProductClassifier(nn.Module):
     "Stage-1 classifier: logits = fc(x)."
     def __init__(self, feat_dim:int, # D, feature size
@@ -299,7 +298,7 @@ def squash(v:torch.Tensor, # (B, D) vectors
     norm = v.norm(dim=1, keepdim=True)
     return v / (1 + norm) if mode == "official" else v * norm / (1 + norm ** 2)
 
-# %% ../nbs/07_models.ipynb #803f8b3f
+# %% ../nbs/07_models.ipynb #395d5bc8
 class CosNormClassifier(nn.Module):
     "Cosine classifier: logits = scale * squash(v) . (w_k / |w_k|)."
     def __init__(self, feat_dim:int, # D
@@ -320,7 +319,7 @@ class CosNormClassifier(nn.Module):
         unit_weight = self.weight / self.weight.norm(dim=1, keepdim=True)
         return self.scale * squash(x, self.squash) @ unit_weight.t(), {}
 
-# %% ../nbs/07_models.ipynb #c0ab95ec
+# %% ../nbs/07_models.ipynb #4e8c4ad8
 _REACHABILITY = ("official", "paper")
 
 class MetaEmbeddingClassifier(nn.Module):
@@ -371,7 +370,7 @@ class MetaEmbeddingClassifier(nn.Module):
         if not self.use_reachability: return torch.ones_like(min_dist)
         return (self.reach_scale if self.reachability == "official" else 1.0) / min_dist
 
-# %% ../nbs/07_models.ipynb #df3b2fec
+# %% ../nbs/07_models.ipynb #b0650063
 class OLTRModel(nn.Module):
     "Backbone + classifier + class centroids: `model(images)` -> dict(logits, features, **extras)."
     def __init__(self, backbone:nn.Module, # images -> (B, feat_dim), with attribute `feat_dim`
@@ -410,7 +409,7 @@ class OLTRModel(nn.Module):
         apply_bn_mode(self)
         return self
 
-# %% ../nbs/07_models.ipynb #c6c76a75
+# %% ../nbs/07_models.ipynb #4e3f497b
 def unwrap(model):
     "The plain model inside torch.compile and DistributedDataParallel / DataParallel wrappers (or the model itself)."
     model = getattr(model, "_orig_mod", model)
@@ -426,7 +425,7 @@ def apply_bn_mode(model:nn.Module, # OLTRModel (or a DDP wrapper of one)
                 m.eval()
     return model
 
-# %% ../nbs/07_models.ipynb #4507e450
+# %% ../nbs/07_models.ipynb #70808266
 CLASSIFIERS = {"dot": DotProductClassifier, "cosine": CosNormClassifier, "meta": MetaEmbeddingClassifier}
 
 def build_model(backbone:str="resnet10", # resnet10, resnet10_small, resnet152 or resnet32
@@ -446,7 +445,7 @@ def build_model(backbone:str="resnet10", # resnet10, resnet10_small, resnet152 o
                          feat_dim=feat_dim)
     return OLTRModel(net, CLASSIFIERS[classifier](net.feat_dim, num_classes, **classifier_kwargs))
 
-# %% ../nbs/07_models.ipynb #1a4d99ff
+# %% ../nbs/07_models.ipynb #f0c7998e
 @torch.no_grad()
 def compute_centroids(model:nn.Module, # OLTRModel (or DDP wrapper)
                       loader, # yields (images, labels, index) batches of training images
@@ -476,7 +475,7 @@ def compute_centroids(model:nn.Module, # OLTRModel (or DDP wrapper)
     if empty: warnings.warn(f"compute_centroids: {len(empty)} classes have no images, their centroids are zero: {empty[:10]}")
     return (sums / counts.clamp_min(1).unsqueeze(1)).float()
 
-# %% ../nbs/07_models.ipynb #e136afa1
+# %% ../nbs/07_models.ipynb #367d69b4
 def transfer_stage1(stage1_model:nn.Module, # trained stage-1 OLTRModel (dot-product classifier)
                     stage2_model:nn.Module, # fresh stage-2 OLTRModel
                    )->list: # backbone keys of stage 2 that stayed new
@@ -497,7 +496,7 @@ def transfer_stage1(stage1_model:nn.Module, # trained stage-1 OLTRModel (dot-pro
         dst.classifier.fc_hallucinator.load_state_dict(fc.state_dict())
     return [k for k in dst_state if k not in src_state]
 
-# %% ../nbs/07_models.ipynb #a601b651
+# %% ../nbs/07_models.ipynb #b32ed149
 _BN_STATS = ("update", "frozen")
 
 def freeze_backbone_except(model:nn.Module, # OLTRModel (or DDP wrapper)
@@ -512,7 +511,7 @@ def freeze_backbone_except(model:nn.Module, # OLTRModel (or DDP wrapper)
     net.train(net.training)
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
 
-# %% ../nbs/07_models.ipynb #fecf05e2
+# %% ../nbs/07_models.ipynb #1f9600c4
 OFFICIAL_MODELS = {
     ("imagenet_lt", 1): dict(backbone="resnet10", attention=False, fc_add=False, classifier="dot", num_classes=1000),
     ("imagenet_lt", 2): dict(backbone="resnet10", attention=True, fc_add=True, classifier="meta", num_classes=1000),
@@ -537,7 +536,7 @@ def save_official_checkpoint(model:nn.Module, # OLTRModel (or DDP wrapper)
                     state_dict_best=dict(feat_model=prefixed(net.backbone), classifier=prefixed(net.classifier))), path)
     return Path(path)
 
-# %% ../nbs/07_models.ipynb #8fa1bc96
+# %% ../nbs/07_models.ipynb #5a049b86
 def load_official_checkpoint(path:str|Path, # final_model_checkpoint.pth written by the official code
                              dataset:str="imagenet_lt", # "imagenet_lt" or "places_lt"
                              stage:int=1, # 1 or 2
@@ -560,7 +559,7 @@ def load_official_checkpoint(path:str|Path, # final_model_checkpoint.pth written
         model.set_centroids(ckpt["centroids"])
     return model.eval()
 
-# %% ../nbs/07_models.ipynb #62ff1658
+# %% ../nbs/07_models.ipynb #2a728eae
 def _load_prefixed(module, state, where):
     "Load a `module.`-prefixed state dict into `module`, naming missing, unexpected or misshaped keys."
     state = {k[len(_PREFIX):] if k.startswith(_PREFIX) else k: v for k, v in state.items()}
@@ -572,7 +571,7 @@ def _load_prefixed(module, state, where):
         raise ValueError(f"{where}: missing keys {missing[:5]}, unexpected keys {unexpected[:5]}, shape mismatches {misshaped[:5]}")
     module.load_state_dict({**own, **state})
 
-# %% ../nbs/07_models.ipynb #87e707e8
+# %% ../nbs/07_models.ipynb #a96711bd
 def nearest_distance(x:torch.Tensor, # (B, D) features
                      keys:torch.Tensor, # (K, D) centroids (no gradient)
                     )->torch.Tensor: # (B,) float32 distance to the nearest key, differentiable in x
