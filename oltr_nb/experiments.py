@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['ABLATIONS', 'parse_stages', 'stage_configs', 'stage1_signature', 'shared_stage1', 'cli_args', 'launch_torchrun',
-           'read_result', 'run_stages', 'run_state', 'train_command', 'run_lock', 'ensure_run', 'ablation_dir',
-           'oltr_stage1', 'ensure_ablations', 'injected_parameters', 'check_parameters']
+           'read_result', 'train_configs', 'run_stages', 'run_state', 'train_command', 'run_lock', 'ensure_run',
+           'ablation_dir', 'stage1_of', 'oltr_stage1', 'ensure_ablations', 'injected_parameters', 'check_parameters']
 
-# %% ../nbs/16_experiments.ipynb #0a60dbcc
+# %% ../nbs/16_experiments.ipynb #b9afcd9e
 import ast, fcntl, json, shlex, subprocess, sys
 from contextlib import contextmanager
 from dataclasses import replace
@@ -21,7 +21,7 @@ from .loop import check_inputs, train_stage
 from .methods import METHODS, method_row
 from .stage import load_data
 
-# %% ../nbs/16_experiments.ipynb #c92579ba
+# %% ../nbs/16_experiments.ipynb #c98aa891
 def parse_stages(stages, method: str) -> tuple:
     "Stages as a tuple of ints from '1', '2', '1,2' or a sequence; checked against the method."
     allowed = method_row(method).stages
@@ -41,7 +41,7 @@ def stage_configs(dataset: str, method: str, stages=None, **overrides) -> list:
     "One validated config per stage to run."
     return [make_config(dataset, method, s, **overrides) for s in parse_stages(stages, method)]
 
-# %% ../nbs/16_experiments.ipynb #28fe06d3
+# %% ../nbs/16_experiments.ipynb #eb604972
 def stage1_signature(cfg: ExperimentConfig) -> str:
     "What makes two methods' stage-1 runs interchangeable: the config hash with the method name left out."
     return config_sha256(replace(cfg, method="plain"))
@@ -56,7 +56,7 @@ def shared_stage1(cfg: ExperimentConfig) -> Optional[Path]:
                 return d / "best.pt"
     return None
 
-# %% ../nbs/16_experiments.ipynb #cbcdc56a
+# %% ../nbs/16_experiments.ipynb #ed332eb4
 def cli_args(cfg: ExperimentConfig, stages=None) -> list:
     "`oltr-train` arguments that reproduce `cfg` (all stages of `stages`)."
     args = ["--dataset", cfg.dataset, "--method", cfg.method, "--stages", ",".join(map(str, stages or (cfg.stage,)))]
@@ -81,28 +81,33 @@ def launch_torchrun(cfgs: list, nproc: int):
     if proc.wait():
         raise RuntimeError(f"torchrun exited with status {proc.returncode}: {' '.join(cmd)}")
 
-# %% ../nbs/16_experiments.ipynb #977e9920
+# %% ../nbs/16_experiments.ipynb #1ebb78c8
 def read_result(cfg: ExperimentConfig) -> dict:
     "The result of a finished stage, read back from its run directory."
     out = run_dir(cfg)
     return dict(run_dir=str(out), metrics=json.loads((out / "eval" / "metrics.json").read_text()))
 
-def run_stages(dataset="digits_lt", method="oltr", stages=None, nproc: int = 1, progress=True,
-               reuse_stage1: bool = False, **overrides) -> list:
-    "Check every input, then train the method's stages in order (in-process, or under torchrun when nproc > 1)."
-    cfgs = stage_configs(dataset, method, stages, **overrides)
-    shared = shared_stage1(cfgs[0]) if reuse_stage1 and len(cfgs) == 2 and not cfgs[1].init_from else None
-    if shared:
-        print(f"stage 1: reusing {shared}, which has the same stage-1 settings")
-        cfgs = [replace(cfgs[1], init_from=str(shared))]
-    check_inputs(cfgs)
+def train_configs(cfgs: list, # one config per stage, in order, already through check_inputs
+                  nproc: int = 1, progress=True) -> list:
+    "Train the stages of checked configs in order (in-process, or under torchrun when nproc > 1)."
     if nproc > 1:
         launch_torchrun(cfgs, nproc)
         return [read_result(c) for c in cfgs]
     data = load_data(cfgs[0])
     return [train_stage(c, data, progress=progress) for c in cfgs]
 
-# %% ../nbs/16_experiments.ipynb #c1db9ffd
+def run_stages(dataset="digits_lt", method="oltr", stages=None, nproc: int = 1, progress=True,
+               reuse_stage1: bool = False, **overrides) -> list:
+    "Check every input, then train the method's stages in order (train_configs)."
+    cfgs = stage_configs(dataset, method, stages, **overrides)
+    shared = shared_stage1(cfgs[0]) if reuse_stage1 and len(cfgs) == 2 and not cfgs[1].init_from else None
+    if shared:
+        print(f"stage 1: reusing {shared}, which has the same stage-1 settings")
+        cfgs = [replace(cfgs[1], init_from=str(shared))]
+    check_inputs(cfgs)
+    return train_configs(cfgs, nproc, progress)
+
+# %% ../nbs/16_experiments.ipynb #9f0571f5
 def run_state(cfg: ExperimentConfig) -> str: # a configuration with out_dir set
     "'done' (results with this config's hash), 'other settings' (results of another config) or 'missing'."
     path = run_dir(cfg) / "eval" / "metrics.json"
@@ -125,17 +130,17 @@ def run_lock(folder): # the folder the lock file goes in
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
-# %% ../nbs/16_experiments.ipynb #07a14be9
+# %% ../nbs/16_experiments.ipynb #b9afaa9b
 def _found(states, final, command, overwrite) -> dict:
-    "The ensure_run result from the stages' states, before any training; a finished final stage is the result."
+    "The ensure_run result from the stages' states, before any training; run_dir only when the final stage has finished."
     if states[-1] == "done":
         return dict(status="done", run_dir=final, command=command, note="")
     if "other settings" in states and not overwrite:
-        return dict(status="other settings", run_dir=final, command=command,
+        return dict(status="other settings", run_dir=final if states[-1] == "other settings" else None, command=command,
                     note="a finished run with other settings is there; not overwritten (overwrite=True re-trains)")
     return dict(status="not run", run_dir=None, command=command, note="")
 
-# %% ../nbs/16_experiments.ipynb #46c3155a
+# %% ../nbs/16_experiments.ipynb #6c2863e9
 def ensure_run(dataset: str, # one of oltr_nb.data.DATASETS
                method: str, # a method name
                seed: int = 0,
@@ -162,7 +167,7 @@ def ensure_run(dataset: str, # one of oltr_nb.data.DATASETS
                    reuse_stage1=reuse_stage1, **{**overrides, "resume": not overwrite, "overwrite": overwrite})
     return dict(status="ran", run_dir=final, command=command, note="")
 
-# %% ../nbs/16_experiments.ipynb #911da55d
+# %% ../nbs/16_experiments.ipynb #94f40aa8
 ABLATIONS = {
     "no memory feature": dict(use_memory=False),
     "no concept selector": dict(use_selector=False),
@@ -178,14 +183,22 @@ def ablation_dir(runs_dir, variant: str) -> Path:
     "`<runs_dir>/ablations/<variant with underscores>`: the out_dir of one variant."
     return Path(runs_dir) / "ablations" / variant.replace(" ", "_").replace("-", "_")
 
-# %% ../nbs/16_experiments.ipynb #e9ccc90d
+# %% ../nbs/16_experiments.ipynb #ca265ad3
+def stage1_of(final_dir, # a stage-2 run's folder (it may not exist yet)
+              config: Optional[dict] = None, # its config.json when already read
+             ) -> Path:
+    "The stage-1 best.pt a stage-2 run started from: the one its config.json's init_from names, else its sibling stage1's."
+    final_dir = Path(final_dir)
+    if config is None:
+        path = final_dir / "config.json"
+        config = json.loads(path.read_text()) if path.exists() else {}
+    return Path(config["init_from"]) if config.get("init_from") else final_dir.parent / "stage1" / "best.pt"
+
 def oltr_stage1(runs_dir, dataset: str, seed: int) -> Path:
     "The stage-1 best.pt full OLTR's stage 2 started from (its own, or the one it reused via init_from)."
-    cfg2 = stage_dir(runs_dir, dataset, "oltr", seed, 2) / "config.json"
-    init_from = json.loads(cfg2.read_text()).get("init_from") if cfg2.exists() else None
-    return Path(init_from) if init_from else stage_dir(runs_dir, dataset, "oltr", seed, 1) / "best.pt"
+    return stage1_of(stage_dir(runs_dir, dataset, "oltr", seed, 2))
 
-# %% ../nbs/16_experiments.ipynb #aadc3da4
+# %% ../nbs/16_experiments.ipynb #33c597dc
 def ensure_ablations(runs_dir, dataset: str = "digits_lt", seed: int = 0, variants=None, run: bool = True,
                      **overrides) -> dict: # variant -> ensure_run result; "full OLTR" included
     "Full OLTR (both stages), then each variant's stage 2 from full OLTR's stage-1 best.pt."
@@ -199,7 +212,7 @@ def ensure_ablations(runs_dir, dataset: str = "digits_lt", seed: int = 0, varian
                             stages="2", init_from=str(stage1), **{**overrides, **ABLATIONS[v]})
     return out
 
-# %% ../nbs/16_experiments.ipynb #da80e7fb
+# %% ../nbs/16_experiments.ipynb #ae1c4c7c
 def injected_parameters(history: list) -> list: # the names, in order
     "Names papermill assigned in the cell it injected, found in the kernel's input history `In` ([] without papermill)."
     cells = [c for c in history if c.startswith("# Parameters\n")]

@@ -6,17 +6,17 @@
 __all__ = ['TABLE_COLUMNS', 'FRACTION_KEYS', 'PAPER_DATASETS', 'PAPER_COLUMNS', 'SEEDS_NOTE', 'RUN_STATUS', 'MEGAFACE_KEYS',
            'CLAIMS', 'ABLATION_COLUMNS', 'NO_NUMBER', 'ALPHA_MEASURES', 'ADVANTAGE', 'load_run', 'load_outputs',
            'full_display', 'dashes', 'Table', 'save_figure', 'settings_diff', 'describe_settings', 'settings',
-           'run_configs', 'run_settings', 'settings_mismatch', 'metrics_table', 'metrics_notes', 'identification_rates',
-           'evaluation_table', 'shot_boundaries', 'plot_training_curves', 'plot_per_class', 'paper_numbers',
-           'final_stage', 'is_implemented', 'ours_label', 'format_summary', 'finished_runs', 'method_metrics',
-           'needs_data_root', 'user_paths', 'look_up_run', 'runs_table', 'paper_tables', 'sun_lt_tables',
-           'identification_value', 'megaface_tables', 'claims_table', 'ablation_table', 'plot_ablations',
-           'f_measure_vs_threshold', 'open_source_classes', 'f_measure_vs_open_classes', 'plot_curves', 'alpha_row',
-           'alpha_results', 'alpha_summary', 'plot_vs_alpha', 'advantage_trend', 'plot_reachability',
-           'reliability_by_group', 'plot_reliability', 'load_model', 'memory_choices', 'few_shot_examples',
-           'plot_memory_choices']
+           'run_configs', 'run_settings', 'settings_mismatch', 'metrics_table', 'metrics_notes', 'distinct_notes',
+           'identification_value', 'identification_rates', 'evaluation_table', 'shot_boundaries',
+           'plot_training_curves', 'plot_per_class', 'paper_numbers', 'final_stage', 'is_implemented', 'ours_label',
+           'format_summary', 'finished_runs', 'read_metrics', 'method_metrics', 'read_methods', 'needs_data_root',
+           'user_paths', 'look_up_run', 'runs_table', 'paper_tables', 'sun_lt_tables', 'megaface_tables',
+           'claims_table', 'ablation_table', 'plot_ablations', 'f_measure_vs_threshold', 'open_source_classes',
+           'f_measure_vs_open_classes', 'plot_curves', 'alpha_row', 'alpha_results', 'alpha_summary', 'plot_vs_alpha',
+           'advantage_trend', 'plot_reachability', 'reliability_by_group', 'plot_reliability', 'load_model',
+           'memory_choices', 'few_shot_examples', 'plot_memory_choices']
 
-# %% ../nbs/18_report.ipynb #7828dd31
+# %% ../nbs/18_report.ipynb #00a54150
 import itertools, json
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -32,14 +32,14 @@ from IPython.display import Markdown, display
 import oltr_nb
 from .config import RESULT_NEUTRAL, config_dict, config_from_dict, make_config, stage_dir
 from .data import load_fashion_mnist, load_manifest, member_name
-from .experiments import ensure_run
+from .experiments import ensure_run, stage1_of
 from .identification import IDENTITY_GROUPS
 from .methods import METHODS, method_row
 from .core import check_choice
 from .metrics import aggregate, evaluate, open_f_measure, open_predictions, reliability_curve, SHOT_GROUPS, SHOT_RULES
 from .stage import build_stage_model
 
-# %% ../nbs/18_report.ipynb #9875b68c
+# %% ../nbs/18_report.ipynb #a1bc661e
 def load_run(run_dir) -> dict: # a stage's run directory, e.g. runs/digits_lt/oltr/seed0/stage2
     "The config, training log, metrics and per-class table of one finished stage."
     run_dir = Path(run_dir)
@@ -60,7 +60,7 @@ def load_outputs(run_dir) -> dict: # a finished stage's run directory
     out["probs"] = torch.softmax(logits, 1).numpy()
     return out
 
-# %% ../nbs/18_report.ipynb #20a78e94
+# %% ../nbs/18_report.ipynb #198950ea
 def full_display():
     "pandas display options that hide nothing: every row and column, whole cell texts."
     for option in ("display.max_columns", "display.max_rows", "display.max_colwidth"):
@@ -91,7 +91,7 @@ def save_figure(fig, folder, name: str) -> Path: # a matplotlib figure; its fold
     print(f"figure: {path}")
     return path
 
-# %% ../nbs/18_report.ipynb #91ad60e4
+# %% ../nbs/18_report.ipynb #f482e402
 def settings_diff(cfg_dict: dict) -> dict: # a stage's config.json
     "The result-relevant values that differ from the dataset's and method's preset (the seed aside)."
     preset = config_dict(make_config(cfg_dict["dataset"], cfg_dict["method"], cfg_dict["stage"]))
@@ -110,7 +110,7 @@ def run_configs(final_dir) -> list: # the final stage's folder of a finished run
     final_dir = Path(final_dir)
     cfg = json.loads((final_dir / "config.json").read_text())
     if cfg["stage"] == 1: return [cfg]
-    first = (Path(cfg["init_from"]).parent if cfg.get("init_from") else final_dir.parent / "stage1") / "config.json"
+    first = stage1_of(final_dir, cfg).parent / "config.json"
     return [json.loads(first.read_text()), cfg] if first.exists() else [cfg]
 
 def run_settings(configs: list) -> str: # from run_configs
@@ -119,7 +119,7 @@ def run_settings(configs: list) -> str: # from run_configs
     if len(set(texts)) == 1: return texts[0]
     return "; ".join(f"stage {c['stage']}: {t}" for c, t in zip(configs, texts))
 
-# %% ../nbs/18_report.ipynb #da23b207
+# %% ../nbs/18_report.ipynb #7cde9945
 def settings_mismatch(runs: dict) -> str: # label -> {seed: run_configs of that seed's run}
     "'' when the runs were made alike (same seeds, each changed value the same in every stage); else what differs."
     seeds = {label: sorted(by_seed) for label, by_seed in runs.items()}
@@ -132,12 +132,12 @@ def settings_mismatch(runs: dict) -> str: # label -> {seed: run_configs of that 
     per_run = {l: " / ".join(dict.fromkeys(run_settings(cs) for cs in by_seed.values())) for l, by_seed in runs.items()}
     return "settings differ: " + "; ".join(f"{l}: {t}" for l, t in per_run.items())
 
-# %% ../nbs/18_report.ipynb #1a0f6c64
+# %% ../nbs/18_report.ipynb #895d9596
 TABLE_COLUMNS = [("closed", "many"), ("closed", "medium"), ("closed", "few"), ("closed", "top1"),
                  ("open", "many"), ("open", "medium"), ("open", "few"), ("open", "f_measure"), ("open", "auroc")]
 FRACTION_KEYS = ("f_measure", "auroc", "aupr", "fpr95", "oscr", "ece", "macro_f1")
 
-def _cell(section: str, key: str, value):
+def _cell(key: str, value):
     "One table value: percent for accuracies, a fraction for F-measure and AUROC, '-' for null."
     if value is None:
         return "-"
@@ -149,7 +149,7 @@ def metrics_table(runs: list) -> pd.DataFrame: # results of `load_run`
     for r in runs:
         m = r["metrics"]
         name = f"{m['method']} (stage {m.get('stage', '?')}, seed {m['seed']})"
-        rows[name] = [_cell(s, k, m[s].get(k)) for s, k in TABLE_COLUMNS]
+        rows[name] = [_cell(k, m[s].get(k)) for s, k in TABLE_COLUMNS]
     cols = pd.MultiIndex.from_tuples([(s, {"top1": "overall", "f_measure": "F"}.get(k, k)) for s, k in TABLE_COLUMNS])
     return pd.DataFrame.from_dict(rows, orient="index", columns=cols)
 
@@ -162,13 +162,22 @@ def metrics_notes(runs: list) -> list: # results of `load_run`
     "The notes of the runs' metrics.json (why a value is missing or says less than it seems), one line each."
     return [f"{_label(r)}: {n}" for r in runs for n in r["metrics"].get("notes", [])]
 
+def distinct_notes(metrics: list) -> list: # several runs' metrics.json
+    "The notes of all these metrics.json, each once, in order."
+    return list(dict.fromkeys(n for m in metrics for n in m.get("notes", [])))
+
+def identification_value(m: dict, key: str): # a run's metrics.json; "full", a shot group or a subgroup name
+    "One rank-1 rate (fraction) of a run's identification section, None where it has none."
+    i = m.get("identification") or {}
+    return i.get(key) if key in ("full", *IDENTITY_GROUPS) else (i.get("subgroups") or {}).get(key)
+
 def identification_rates(runs: list) -> pd.DataFrame: # results of `load_run` of identification runs
     "Rank-1 identification (%) of each run: overall, per shot group of the test persons, per subgroup; the embedding."
     rows = {}
     for r in runs:
         i = r["metrics"]["identification"]
-        rows[_label(r)] = {**{k: _cell("identification", k, i.get(k)) for k in ("full", *IDENTITY_GROUPS)},
-                           **{f"subgroup {s}": _cell("identification", s, v) for s, v in (i.get("subgroups") or {}).items()},
+        rows[_label(r)] = {**{k: _cell(k, identification_value(r["metrics"], k)) for k in ("full", *IDENTITY_GROUPS)},
+                           **{f"subgroup {s}": _cell(s, v) for s, v in (i.get("subgroups") or {}).items()},
                            "embedding": i.get("embedding")}
     return pd.DataFrame.from_dict(rows, orient="index")
 
@@ -180,7 +189,7 @@ def evaluation_table(runs: list) -> Table: # results of `load_run`
                      identification_rates(runs), stand_in + metrics_notes(runs))
     return Table("Test + open set: top-1 in %, F-measure and AUROC as fractions", metrics_table(runs), metrics_notes(runs))
 
-# %% ../nbs/18_report.ipynb #38b19f37
+# %% ../nbs/18_report.ipynb #a5d04088
 def shot_boundaries(dataset: str, rule: str = "paper") -> tuple: # (few threshold, many threshold, rule as text)
     "The dataset's shot-group thresholds and how the rule treats a class count equal to one."
     check_choice("rule", rule, SHOT_RULES)
@@ -218,7 +227,7 @@ def plot_per_class(runs: list, ax=None, title: str = ""): # results of `load_run
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), title=title or None); fig.tight_layout()
     return fig
 
-# %% ../nbs/18_report.ipynb #0f4f77c0
+# %% ../nbs/18_report.ipynb #a6b66d5e
 @lru_cache(maxsize=None)
 def paper_numbers(path=None) -> dict: # the YAML file; None: oltr_nb/paper_numbers.yaml
     "The paper's published numbers (percent as printed, F-measure as a fraction)."
@@ -229,7 +238,7 @@ def paper_numbers(path=None) -> dict: # the YAML file; None: oltr_nb/paper_numbe
 
 PAPER_DATASETS = ("imagenet_lt", "places_lt")  # datasets with the paper's main table (MegaFace: megaface_tables; SUN-LT: sun_lt_tables)
 
-# %% ../nbs/18_report.ipynb #d170eddf
+# %% ../nbs/18_report.ipynb #ad58b94e
 def final_stage(method: str) -> int: # a method name
     "The stage whose evaluation is the method's result."
     return method_row(method).stages[-1]
@@ -238,7 +247,7 @@ def is_implemented(method: str) -> bool:
     "True when the training engine can train `method` (it has a row in the method table)."
     return method in METHODS
 
-# %% ../nbs/18_report.ipynb #fc2e697e
+# %% ../nbs/18_report.ipynb #6c5de65e
 PAPER_COLUMNS = [("closed", "many"), ("closed", "medium"), ("closed", "few"), ("closed", "overall"),
                  ("open", "many"), ("open", "medium"), ("open", "few"), ("open", "F")]
 _METRIC_KEY = {"overall": "top1", "F": "f_measure"}
@@ -267,9 +276,19 @@ def finished_runs(runs_dir, dataset: str, method: str, seeds) -> dict: # seed ->
     dirs = {s: stage_dir(runs_dir, dataset, method, s, final_stage(method)) for s in seeds}
     return {s: d for s, d in dirs.items() if (d / "eval" / "metrics.json").exists()}
 
+def read_metrics(final_dir) -> dict: # a finished stage's folder
+    "The stage's eval/metrics.json."
+    return json.loads((Path(final_dir) / "eval" / "metrics.json").read_text())
+
 def method_metrics(runs_dir, dataset: str, method: str, seeds) -> list:
     "metrics.json of the method's final stage for each seed that has one."
-    return [json.loads((d / "eval" / "metrics.json").read_text()) for d in finished_runs(runs_dir, dataset, method, seeds).values()]
+    return [read_metrics(d) for d in finished_runs(runs_dir, dataset, method, seeds).values()]
+
+def read_methods(runs_dir, dataset: str, methods, seeds) -> tuple: # (method -> [metrics.json], method -> {seed: run_configs})
+    "The methods' finished runs, each file read once: their metrics.json, and the config.json of their stages by seed."
+    found = {m: finished_runs(runs_dir, dataset, m, seeds) for m in methods}
+    return ({m: [read_metrics(d) for d in f.values()] for m, f in found.items()},
+            {m: {s: run_configs(d) for s, d in f.items()} for m, f in found.items()})
 
 def _ours(metrics: list) -> dict: # (section, column) -> our cell
     "Our cells of one method, aggregated over its seeds."
@@ -278,7 +297,7 @@ def _ours(metrics: list) -> dict: # (section, column) -> our cell
                      for m in metrics])
     return {(s, c): format_summary(agg[s][_METRIC_KEY.get(c, c)], _METRIC_KEY.get(c, c)) for s, c in PAPER_COLUMNS}
 
-# %% ../nbs/18_report.ipynb #144721cb
+# %% ../nbs/18_report.ipynb #8c33db58
 RUN_STATUS = {"done": "done", "ran": "done (trained now)", "not run": "not run",
               "other settings": "finished with other settings than asked"}
 
@@ -300,13 +319,16 @@ def look_up_run(runs_dir, dataset: str, method: str, seed: int, overrides: dict)
         return dict(status="not implemented", run_dir=None, command="", note="the training engine has no such method yet")
     return ensure_run(dataset, method, seed, runs_dir, run=False, **user_paths(dataset, method, overrides))
 
-def runs_table(results: dict, title: str) -> Table: # label -> an ensure_run result
+def runs_table(results: dict, # label -> an ensure_run result
+               title: str,
+               configs=None, # label -> run_configs of the finished runs, when already read
+              ) -> Table:
     "The runs behind a table: each one's status, settings and folder, or the full command that makes it."
-    rows = {}
+    rows, configs = {}, configs or {}
     for label, r in results.items():
-        finished = r["status"] in ("done", "ran", "other settings")
+        finished = r["run_dir"] is not None  # the final stage has finished (ensure_run)
         rows[label] = dict(status=RUN_STATUS.get(r["status"], r["status"]), note=r.get("note") or "",
-                           settings=run_settings(run_configs(r["run_dir"])) if finished else "",
+                           settings=run_settings(configs.get(label) or run_configs(r["run_dir"])) if finished else "",
                            folder=str(r["run_dir"]) if finished else "", command="" if finished else r["command"] or "")
     frame = pd.DataFrame.from_dict(rows, orient="index")
     commands = [c for c in frame["command"] if c]
@@ -315,32 +337,31 @@ def runs_table(results: dict, title: str) -> Table: # label -> an ensure_run res
         notes.append("(replace DATA_ROOT with the folder of your images, PRETRAINED with the ImageNet-pretrained weights file)")
     return Table(title, frame, notes + commands)
 
-# %% ../nbs/18_report.ipynb #f8726f31
-def _side_by_side(P: dict, paper_dataset: str, names: list, found: dict, section: str) -> pd.DataFrame:
+# %% ../nbs/18_report.ipynb #aa16403d
+def _side_by_side(P: dict, paper_dataset: str, ours: dict, section: str) -> pd.DataFrame: # ours: method -> _ours cells
     "One section's columns, each the paper's number then ours; the open section adds the official re-run as a row."
     cols = [(s, c) for s, c in PAPER_COLUMNS if s == section]
     rows = {}
-    for m in names:
-        ours = _ours([json.loads((d / "eval" / "metrics.json").read_text()) for d in found[m].values()])
-        rows[P["methods"].get(m, m)] = [v for col in cols for v in (_paper_value(P[paper_dataset]["rows"].get(m), *col), ours[col])]
+    for m, cells in ours.items():
+        rows[P["methods"].get(m, m)] = [v for col in cols for v in (_paper_value(P[paper_dataset]["rows"].get(m), *col), cells[col])]
     if section == "open":
         rerun = P[paper_dataset]["official_rerun"]
         rows[f"{P['methods']['oltr']}, official code's 2020 re-run (not in the paper)"] = [
             v for col in cols for v in (_paper_value(rerun, *col), None)]
     return pd.DataFrame.from_dict(rows, orient="index", columns=pd.MultiIndex.from_tuples([(c, w) for _, c in cols for w in ("paper", "ours")]))
 
-def _table_notes(P: dict, paper_dataset: str, dataset: str, seeds: list, found: dict) -> list:
+def _table_notes(P: dict, paper_dataset: str, dataset: str, seeds: list, configs: dict) -> list: # configs: from read_methods
     "What a reader of the closed and open tables must know: which paper table, seeds, settings that differ."
     notes = [] if paper_dataset == dataset else [
         f"The paper's columns are {P[paper_dataset]['title']}, another dataset than {dataset}: compare the pattern "
         "(which method wins where), not the numbers."]
     if len(seeds) > 1: notes.append(SEEDS_NOTE)
     notes.append('"not run": the method has no finished run; the runs table gives the command that makes it.')
-    mismatch = settings_mismatch({P["methods"].get(m, m): {s: run_configs(d) for s, d in f.items()} for m, f in found.items() if f})
+    mismatch = settings_mismatch({P["methods"].get(m, m): by_seed for m, by_seed in configs.items() if by_seed})
     if mismatch: notes.append(f"Our rows were not made alike, do not compare them with each other: {mismatch}.")
     return notes
 
-# %% ../nbs/18_report.ipynb #309cd160
+# %% ../nbs/18_report.ipynb #b211571a
 def paper_tables(runs_dir, # where the runs live (<runs_dir>/<dataset>/<method>/seed<k>/stage<n>)
                  dataset: str, # our dataset
                  methods=None, # extra engine methods to list; the paper's seven are always listed
@@ -354,22 +375,20 @@ def paper_tables(runs_dir, # where the runs live (<runs_dir>/<dataset>/<method>/
     if paper_dataset not in PAPER_DATASETS:
         raise ValueError(f"paper_dataset={paper_dataset!r}: the paper's main tables are {', '.join(PAPER_DATASETS)}")
     names, seeds = list(dict.fromkeys([*P["methods"], *(methods or [])])), list(seeds)
-    found = {m: finished_runs(runs_dir, dataset, m, seeds) for m in names}
-    notes = _table_notes(P, paper_dataset, dataset, seeds, found)
-    metric_notes = [f"{P['methods'].get(m, m)}: {n}" for m in names for n in
-                    dict.fromkeys(n for mm in method_metrics(runs_dir, dataset, m, seeds) for n in mm.get("notes", []))]
-    ours = ours_label(dataset, seeds)
-    paper = f"paper ({P[paper_dataset]['title']})"
+    metrics, configs = read_methods(runs_dir, dataset, names, seeds)
+    notes, ours = _table_notes(P, paper_dataset, dataset, seeds, configs), {m: _ours(metrics[m]) for m in names}
+    metric_notes = [f"{P['methods'].get(m, m)}: {n}" for m in names for n in distinct_notes(metrics[m])]
+    heading, paper = ours_label(dataset, seeds), f"paper ({P[paper_dataset]['title']})"
     return dict(
-        closed=Table(f"Closed set, top-1 (%): {paper} beside {ours}", _side_by_side(P, paper_dataset, names, found, "closed"), notes),
-        open=Table(f"Open set, top-1 (%) with rejection and F-measure: {paper} beside {ours}",
-                   _side_by_side(P, paper_dataset, names, found, "open"),
+        closed=Table(f"Closed set, top-1 (%): {paper} beside {heading}", _side_by_side(P, paper_dataset, ours, "closed"), notes),
+        open=Table(f"Open set, top-1 (%) with rejection and F-measure: {paper} beside {heading}",
+                   _side_by_side(P, paper_dataset, ours, "open"),
                    ["Open: a known test image counts as right only if its top probability reaches the open threshold; "
                     "F-measure by the official rule since its 2020 fix.", *notes, *metric_notes]),
         runs=runs_table({(m, s): look_up_run(runs_dir, dataset, m, s, overrides or {}) for m in names for s in seeds},
-                        f"The runs behind our columns ({dataset})"))
+                        f"The runs behind our columns ({dataset})", {(m, s): c for m in names for s, c in configs[m].items()}))
 
-# %% ../nbs/18_report.ipynb #3859447e
+# %% ../nbs/18_report.ipynb #c7df94f8
 def sun_lt_tables(runs_dir, seeds=(0,), overrides=None) -> dict: # "accuracy", "runs": Table
     "The paper's SUN-LT table with our top-1 beside it where the engine has the method, and the runs behind it."
     P, seeds, overrides = paper_numbers(), list(seeds), overrides or {}
@@ -378,8 +397,7 @@ def sun_lt_tables(runs_dir, seeds=(0,), overrides=None) -> dict: # "accuracy", "
     for name, (paper,) in P["sun_lt"]["rows"].items():
         m = method_of.get(name)
         ms = method_metrics(runs_dir, "sun_lt", m, seeds) if m else []
-        rows[name] = [paper, format_summary(aggregate([{"top1": r["closed"]["top1"]} for r in ms])["top1"], "top1") if ms
-                      else "not run" if m else "-"]
+        rows[name] = [paper, _ours(ms)[("closed", "overall")] if m else "-"]
         looked.update({(m, s): look_up_run(runs_dir, "sun_lt", m, s, overrides) for s in seeds} if m else {})
     ours = ours_label("sun_lt", seeds)
     notes = ["Top-1 (%) on the balanced test set; the SUN-LT comparison is closed-set.",
@@ -392,14 +410,9 @@ def sun_lt_tables(runs_dir, seeds=(0,), overrides=None) -> dict: # "accuracy", "
     return dict(accuracy=Table(f"SUN-LT, top-1 (%): the paper's table beside {ours}", frame, notes),
                 runs=runs_table(looked, "The runs behind our SUN-LT column"))
 
-# %% ../nbs/18_report.ipynb #9a8707d6
+# %% ../nbs/18_report.ipynb #d3859a09
 MEGAFACE_KEYS = {"many-shot": "many", "few-shot": "few", "one-shot": "one", "zero-shot": "zero", "full test": "full",
                  "male": "male", "female": "female"}  # the paper's column -> our rate (a subgroup's by its name)
-
-def identification_value(m: dict, key: str): # a run's metrics.json; "full", a shot group or a subgroup name
-    "One rank-1 rate (fraction) of a run's identification section, None where it has none."
-    i = m.get("identification") or {}
-    return i.get(key) if key in ("full", *IDENTITY_GROUPS) else (i.get("subgroups") or {}).get(key)
 
 def _identification_cells(metrics: list, keys: list) -> list:
     "Our cells for `keys`, aggregated over the seeds' runs; 'not run' without one."
@@ -407,7 +420,7 @@ def _identification_cells(metrics: list, keys: list) -> list:
     agg = aggregate([{k: identification_value(m, k) for k in keys} for m in metrics])
     return [format_summary(agg[k], k) for k in keys]
 
-# %% ../nbs/18_report.ipynb #02dbe86a
+# %% ../nbs/18_report.ipynb #a5810d82
 def _megaface_notes(dataset: str, seeds: list, runs: list) -> list: # runs: every found metrics.json
     "What a reader of the MegaFace table must know."
     m = load_manifest(dataset)
@@ -423,9 +436,9 @@ def _megaface_notes(dataset: str, seeds: list, runs: list) -> list: # runs: ever
     if len(seeds) > 1: notes.insert(1, SEEDS_NOTE)
     used = sorted({(m.get("identification") or {}).get("embedding") for m in runs} - {None})
     if used: notes.append(f"Embedding searched: {', '.join(used)} (identification_embedding).")
-    return notes + [n for n in dict.fromkeys(n for m in runs for n in m.get("notes", []))]
+    return notes + distinct_notes(runs)
 
-# %% ../nbs/18_report.ipynb #2035377e
+# %% ../nbs/18_report.ipynb #59594d95
 def megaface_tables(runs_dir, # where the runs live
                     dataset: str = "ms1m_lt", # ms1m_lt, or an identification stand-in
                     seeds=(0,), # seeds to aggregate
@@ -451,7 +464,7 @@ def megaface_tables(runs_dir, # where the runs live
                 runs=runs_table({(method_of[name], s): look_up_run(runs_dir, dataset, method_of[name], s, overrides)
                                  for name in t["rows"] for s in seeds}, f"The runs behind our MegaFace columns ({dataset})"))
 
-# %% ../nbs/18_report.ipynb #d03e1e20
+# %% ../nbs/18_report.ipynb #5834b749
 CLAIMS = (("closed few-shot top-1", "closed", "few"), ("closed overall top-1", "closed", "top1"),
           ("open-set F-measure", "open", "f_measure"))
 
@@ -469,12 +482,11 @@ def claims_table(runs_dir, dataset: str, seeds=(0,), baseline: str = "plain", me
     "The paper's claims (OLTR above the plain model: few-shot, overall, F-measure) checked on our runs made alike."
     P = paper_numbers()
     names = {m: P["methods"].get(m, m) for m in (baseline, method)}
-    found = {m: finished_runs(runs_dir, dataset, m, seeds) for m in names}
-    missing = [names[m] for m in names if not found[m]]
-    mismatch = "" if missing else settings_mismatch({names[m]: {s: run_configs(d) for s, d in f.items()} for m, f in found.items()})
-    configs = [c for f in found.values() for d in f.values() for c in run_configs(d)]
+    metrics, by_method = read_methods(runs_dir, dataset, names, seeds)
+    missing = [names[m] for m in names if not metrics[m]]
+    mismatch = "" if missing else settings_mismatch({names[m]: by_seed for m, by_seed in by_method.items()})
+    configs = [c for by_seed in by_method.values() for cs in by_seed.values() for c in cs]
     shared = describe_settings({k: configs[0].get(k) for k in dict.fromkeys(k for c in configs for k in settings_diff(c))}) if configs else ""
-    metrics = {m: method_metrics(runs_dir, dataset, m, seeds) for m in names}
     rows = {}
     for measure, section, key in CLAIMS:
         summary = {m: aggregate([{"v": x[section].get(key)} for x in metrics[m]])["v"] if metrics[m] else None for m in names}
@@ -485,7 +497,7 @@ def claims_table(runs_dir, dataset: str, seeds=(0,), baseline: str = "plain", me
                  pd.DataFrame.from_dict(rows, orient="index"),
                  ["A claim is checked only between runs made alike: the same seeds, and the same settings but for the method."])
 
-# %% ../nbs/18_report.ipynb #44ea096c
+# %% ../nbs/18_report.ipynb #fa2570ec
 ABLATION_COLUMNS = [("closed", "many"), ("closed", "medium"), ("closed", "few"), ("closed", "top1"),
                     ("open", "f_measure"), ("open", "auroc")]
 
@@ -498,7 +510,7 @@ def ablation_table(results: dict) -> pd.DataFrame: # from ensure_ablations
         path = Path(r["run_dir"] or "/nonexistent") / "eval" / "metrics.json"
         if r["status"] in ("done", "ran") and path.exists():
             m = json.loads(path.read_text())
-            rows[v] = [_cell(s, k, m[s].get(k)) for s, k in ABLATION_COLUMNS]
+            rows[v] = [_cell(k, m[s].get(k)) for s, k in ABLATION_COLUMNS]
         else:
             rows[v] = ["other settings" if r["status"] == "other settings" else "not run"] * len(ABLATION_COLUMNS)
     cols = pd.MultiIndex.from_tuples([(s, {"top1": "overall", "f_measure": "F"}.get(k, k)) for s, k in ABLATION_COLUMNS])
@@ -518,7 +530,7 @@ def plot_ablations(table: pd.DataFrame, # from ablation_table
     np.atleast_1d(axes)[0].invert_yaxis(); fig.tight_layout()
     return fig
 
-# %% ../nbs/18_report.ipynb #d941612e
+# %% ../nbs/18_report.ipynb #a30a3033
 def f_measure_vs_threshold(run_dir, # a finished stage
                            thresholds=tuple(np.round(np.linspace(0.01, 0.3, 30), 2)), # open thresholds to try
                           ) -> pd.Series: # F-measure indexed by threshold
@@ -565,7 +577,7 @@ def f_measure_vs_open_classes(run_dir, # a finished stage
         rows.append(dict(open_classes=k, f_measure=float(np.mean(f)), low=min(f), high=max(f), subsets=len(subsets)))
     return pd.DataFrame(rows).set_index("open_classes")
 
-# %% ../nbs/18_report.ipynb #63267a78
+# %% ../nbs/18_report.ipynb #98ec0a93
 def plot_curves(curves: dict, # label -> pd.Series (or DataFrame with an `f_measure` column)
                 xlabel: str, ax=None, title: str = ""):
     "F-measure curves, one line per label."
@@ -579,7 +591,7 @@ def plot_curves(curves: dict, # label -> pd.Series (or DataFrame with an `f_meas
     ax.legend(); fig.tight_layout()
     return fig
 
-# %% ../nbs/18_report.ipynb #e2ef7a6f
+# %% ../nbs/18_report.ipynb #5a042a88
 ALPHA_MEASURES = {"f_measure": ("open", "f_measure", "open-set F-measure"),
                   "few": ("closed", "few", "closed few-shot top-1"),
                   "top1": ("closed", "top1", "closed overall top-1")}
@@ -587,7 +599,7 @@ ADVANTAGE = "oltr - plain"
 
 def alpha_row(alpha, method: str, seed: int, final_dir: Path) -> dict:
     "A finished run of a family member: its measures of ALPHA_MEASURES and its settings ('preset' or what differs)."
-    r = json.loads((final_dir / "eval" / "metrics.json").read_text())
+    r = read_metrics(final_dir)
     return dict(alpha=alpha, method=method, seed=seed, settings=run_settings(run_configs(final_dir)),
                 **{k: r[sec][key] for k, (sec, key, _) in ALPHA_MEASURES.items()})
 
@@ -617,14 +629,14 @@ def _alpha_axis(ax, alphas):
 def plot_vs_alpha(results: pd.DataFrame, measures=("f_measure", "few", "top1"), title: str = ""):
     "Each measure against alpha (mean ± 95% half-width, one line per method), then OLTR minus plain for each."
     fig, axes = plt.subplots(1, len(measures) + 1, figsize=(4 * (len(measures) + 1), 3.4))
-    alphas = sorted(results["alpha"].unique())
+    alphas, summaries = sorted(results["alpha"].unique()), {m: alpha_summary(results, m) for m in measures}
     for ax, measure in zip(axes, measures):
-        summ = alpha_summary(results, measure)
+        summ = summaries[measure]
         for method, g in summ[summ.method != ADVANTAGE].groupby("method"):
             ax.errorbar(g.alpha, g["mean"], yerr=g.ci95.fillna(0).to_numpy(), marker="o", capsize=3, label=method)
         ax.set_ylabel(ALPHA_MEASURES[measure][2]); _alpha_axis(ax, alphas); ax.legend()
     for i, measure in enumerate(measures):  # colours other than the methods'
-        g = alpha_summary(results, measure).query("method == @ADVANTAGE")
+        g = summaries[measure].query("method == @ADVANTAGE")
         axes[-1].errorbar(g.alpha, g["mean"], yerr=g.ci95.fillna(0).to_numpy(), marker="s", capsize=3, color=f"C{i + 2}",
                           label=ALPHA_MEASURES[measure][2])
     axes[-1].axhline(0, color="grey", lw=0.8); axes[-1].set_ylabel("OLTR minus plain"); _alpha_axis(axes[-1], alphas); axes[-1].legend(fontsize=8)
@@ -656,7 +668,7 @@ def _trend_verdict(grows: bool, apart: str, results: pd.DataFrame) -> str:
     if apart != "apart": return f"no claim: {apart}; in these runs the advantage {shown}"
     return f"{shown}, {'as in' if grows else 'unlike'} the paper"
 
-# %% ../nbs/18_report.ipynb #cb1947c7
+# %% ../nbs/18_report.ipynb #b9b8d194
 def plot_reachability(run_dir, ax=None, bins: int = 30):
     "Histograms of the reachability of known and open test images of a stage-2 OLTR run."
     out = load_outputs(run_dir)
@@ -691,7 +703,7 @@ def plot_reliability(curves: dict, title: str = ""): # from reliability_by_group
     axes[0][0].set(ylabel="accuracy"); fig.suptitle(title); fig.tight_layout()
     return fig
 
-# %% ../nbs/18_report.ipynb #4e57dd36
+# %% ../nbs/18_report.ipynb #4baf8d7e
 def load_model(run_dir, data): # a stage run directory; a DataBundle from oltr_nb.data.build_data
     "The run's best model on the CPU in eval mode, centroids set."
     run_dir = Path(run_dir)

@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['TUPLE_FIELDS', 'FLOAT_FIELDS', 'INT_FIELDS', 'make_parser', 'fail', 'main']
 
-# %% ../nbs/17_train.ipynb #8d0569e3
+# %% ../nbs/17_train.ipynb #59068e47
 import argparse, json, sys
 
 import torch.distributed as dist
 from fastcore.docments import docments
 
-from .config import ExperimentConfig, config_dict
+from .config import OPTIONAL, ExperimentConfig, config_dict
 from .core import InputError
 from .data import DATASETS
 from .experiments import stage_configs
@@ -20,10 +20,10 @@ from .methods import METHODS
 from .runtime import world
 from .stage import load_data
 
-# %% ../nbs/17_train.ipynb #14337b50
+# %% ../nbs/17_train.ipynb #cad1aa41
 TUPLE_FIELDS = dict(lr_milestones=int, lr_gammas=float)  # comma-separated numbers of this type
-FLOAT_FIELDS = ("centroid_lr",)  # default None, a float when given
-INT_FIELDS = ("lr_step", "max_steps_per_epoch", "num_workers")  # whole numbers whose default may be None
+FLOAT_FIELDS = tuple(f for f, limits in OPTIONAL.items() if not limits.get("integer"))  # default may be None, a float when given
+INT_FIELDS = tuple(f for f, limits in OPTIONAL.items() if limits.get("integer"))  # whole numbers whose default may be None
 
 def _arg_type(value):
     "argparse type for a config field whose default is `value`."
@@ -40,7 +40,7 @@ def _parse_tuple(kind):
             raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated {'whole numbers' if kind is int else 'numbers'}") from None
     return parse
 
-# %% ../nbs/17_train.ipynb #654dafb7
+# %% ../nbs/17_train.ipynb #a5259a6b
 def make_parser() -> argparse.ArgumentParser:
     "The argument parser of `oltr-train`, one option per config field."
     p = argparse.ArgumentParser(prog="oltr-train", description="Train OLTR and its baselines (both stages), "
@@ -62,7 +62,7 @@ def make_parser() -> argparse.ArgumentParser:
             p.add_argument(flag, type=kind, default=None, help=help_)
     return p
 
-# %% ../nbs/17_train.ipynb #24cde76d
+# %% ../nbs/17_train.ipynb #7393d97f
 def fail(message: str, status: int):
     "End the command: `oltr-train: <message>` on stderr, exit status `status`."
     print(f"oltr-train: {message}", file=sys.stderr)
@@ -86,6 +86,6 @@ def main(argv=None):
     if dist.is_initialized():
         dist.destroy_process_group()
 
-# %% ../nbs/17_train.ipynb #84149250
+# %% ../nbs/17_train.ipynb #f5d001ce
 if __name__ == "__main__":
     main()

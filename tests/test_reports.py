@@ -74,7 +74,7 @@ def test_run_experiment_prints_one_line_per_epoch(tmp_path):
     "Under papermill: one stdout line per epoch, the metrics' notes beside the table, '-' for null, the figures as files."
     nb = execute("run_experiment.ipynb", tmp_path / "re.ipynb", ("out_dir", tmp_path / "runs"), ("epochs", 1))
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    outs = check_readable(nb, first=next(i for i, c in enumerate(code) if "run_stages(" in "".join(c["source"])))
+    outs = check_readable(nb, first=next(i for i, c in enumerate(code) if "train_configs(" in "".join(c["source"])))
     stdout = "\n".join(t for k, t in outs if k == "stdout")
     assert re.findall(r"^stage (\d) epoch 1/1: loss [\d.]+, val top-1 [\d.]+, [\d.]+ s$", stdout, re.M) == ["1", "2"]
     assert "open threshold 0.1 is below 1/C" in stdout  # digits_lt's note, printed under the table
