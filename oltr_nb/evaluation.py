@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['EXTRAS', 'eval_batches', 'model_outputs', 'predict', 'closed_top1', 'git_sha', 'evaluation_metrics', 'run_record',
            'write_evaluation', 'final_evaluation', 'embed', 'identification_rows', 'identification_metrics',
-           'write_identification', 'cache_key', 'cache_is_fresh', 'feature_cache']
+           'write_identification', 'cache_key', 'feature_cache']
 
 # %% ../nbs/14_evaluation.ipynb #76f713f6
 import csv, json, subprocess, time
@@ -18,12 +18,12 @@ import torch
 
 import oltr_nb
 from .config import ExperimentConfig, config_sha256, project_root
-from .data import open_test
+from .data import file_sha256, open_test
 from .gpu_input import make_batches
 from .identification import identification_report, identity_groups, rank1_trials
 from .metrics import evaluate
-from .runtime import (StageRun, UNREADABLE, atomic_save, autocast_ctx, device_name, gather_in_order, load_checkpoint,
-                            rank_share, world)
+from .runtime import (StageRun, UNREADABLE, atomic_save, autocast_ctx, barrier, device_name, gather_in_order,
+                            load_checkpoint, rank_share, world)
 
 # %% ../nbs/14_evaluation.ipynb #655577fa
 EXTRAS = ("reachability", "min_dist")  # per-image outputs of the meta-embedding kept with the logits
@@ -123,6 +123,7 @@ def write_evaluation(run: StageRun, # the stage's run
 
 def final_evaluation(run: StageRun, model) -> dict:
     "Evaluate the run's best.pt on test + open (identification datasets: by identification) and write the files."
+    barrier()  # rank 0 writes best.pt: every rank waits for that write, so all evaluate the same weights
     ckpt = load_checkpoint(run.out_dir / "best.pt", "train the stage again with overwrite=True (--overwrite)")
     model.load_state_dict(ckpt["model"])
     if getattr(run.data, "identification", None) is not None:
@@ -193,22 +194,27 @@ def write_identification(run: StageRun, model, best_epoch: int, val_top1: float)
     return dict(run_dir=str(run.out_dir), metrics=metrics)
 
 # %% ../nbs/14_evaluation.ipynb #2c5cf012
-def cache_key(ckpt: dict) -> dict:
-    "What identifies the stage-1 checkpoint a feature cache was computed from."
-    return dict(step=int(ckpt["step"]), best_epoch=int(ckpt["best_epoch"]), best_acc=float(ckpt["best_acc"]))
+def cache_key(run: StageRun, # the post-hoc stage's run
+              checkpoint: Path, # the stage-1 checkpoint the features come from
+             ) -> dict:
+    "Everything that decides a feature cache's contents: the checkpoint's bytes, the data and its lists, how images become tensors."
+    cfg = run.cfg
+    return dict(checkpoint_sha256=file_sha256(checkpoint), dataset=cfg.dataset, split_digest=run.data.split_digest,
+                open_set=run.data.open is not None, in_size=cfg.in_size, fast_data=cfg.fast_data,
+                input_pipeline=cfg.input_pipeline, amp=cfg.amp)
 
-def cache_is_fresh(cache: dict, ckpt: dict) -> bool:
-    "True when `cache` was computed from `ckpt`."
-    return cache.get("key") == cache_key(ckpt)
-
-def feature_cache(model, run: StageRun, ckpt: dict, path: Path) -> dict:
-    "Features, logits and labels of train (eval transforms), val and test + open; read from `path` when fresh."
+def feature_cache(model, # the stage-1 model, on the run's device
+                  run: StageRun, # the post-hoc stage's run
+                  key: dict, # its cache_key
+                  path: Path, # where the cache is kept
+                 ) -> dict:
+    "Features, logits and labels of train (eval transforms), val and test + open; read from `path` when its key is `key`."
     if path.exists():
         try: cache = torch.load(path, map_location="cpu", weights_only=False)
         except UNREADABLE: cache = {}  # a damaged cache is computed again
-        if cache_is_fresh(cache, ckpt):
+        if cache.get("key") == key:
             return cache
-    cache = {"key": cache_key(ckpt)}
+    cache = {"key": key}
     for name, ds in (("train", run.data.train_eval), ("val", run.data.val), ("test", open_test(run.data))):
         pred = predict(model, ds, run.cfg, run.device, with_features=True)
         cache[name] = {k: torch.from_numpy(pred[k]) for k in ("features", "logits", "labels")}

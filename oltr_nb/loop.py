@@ -23,7 +23,7 @@ from .config import RESULT_NEUTRAL, ExperimentConfig, config_dict, run_dir, sett
 from .core import InputError, check_choice
 from .data import ShardedShuffleSampler, load_manifest, make_sampler, preflight, problems_text, sources_hint
 from .gpu_input import make_batches
-from .evaluation import closed_top1, feature_cache, final_evaluation, predict, write_evaluation
+from .evaluation import cache_key, closed_top1, feature_cache, final_evaluation, predict, write_evaluation
 from .methods import method_row
 from .models import unwrap
 from .runtime import (StageRun, atomic_save, autocast_ctx, average_grad, init_distributed, resolve_device,
@@ -339,7 +339,7 @@ def posthoc_stage(run: StageRun) -> dict:
     cfg, data = run.cfg, run.data
     model, ckpt, src = load_stage1(cfg, data)
     model.to(run.device)
-    cache = feature_cache(model, run, ckpt, src.parent / "features.pt")
+    cache = feature_cache(model, run, cache_key(run, src), src.parent / "features.pt")
     classifier = unwrap(model).classifier.cpu().eval()
     with torch.enable_grad():
         rule, log = method_row(cfg.method).fit(cache, classifier, cfg, data)

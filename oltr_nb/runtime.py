@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['UNREADABLE', 'seed_everything', 'rng_state', 'set_rng_state', 'resolve_device', 'autocast_ctx', 'device_name',
-           'world', 'init_distributed', 'all_reduce_sum', 'average_grad', 'rank_share', 'interleave', 'gather_in_order',
-           'atomic_save', 'load_checkpoint', 'StageRun']
+           'world', 'init_distributed', 'all_reduce_sum', 'barrier', 'average_grad', 'rank_share', 'interleave',
+           'gather_in_order', 'atomic_save', 'load_checkpoint', 'StageRun']
 
 # %% ../nbs/12_runtime.ipynb #b0e8b479
 import os, pickle, random, tempfile
@@ -91,6 +91,10 @@ def all_reduce_sum(*tensors):
         for t in tensors:
             dist.all_reduce(t)
     return tensors
+
+def barrier():
+    "Wait until every rank has come here (nothing to wait for in one process)."
+    if world()[1] > 1: dist.barrier()
 
 def average_grad(param: torch.Tensor):
     "Average a parameter's gradient over ranks (the centroids live outside DDP)."

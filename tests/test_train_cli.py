@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -84,6 +85,21 @@ def test_ddp_two_processes_match_one(tmp_path):
     m1 = json.loads((stage_dir(tmp_path / "one") / "eval" / "metrics.json").read_text())
     m2 = json.loads((stage_dir(tmp_path / "two") / "eval" / "metrics.json").read_text())
     assert abs(m1["closed"]["top1"] - m2["closed"]["top1"]) <= 0.05
+
+
+def test_ddp_metrics_equal_a_reevaluation_of_best(tmp_path):
+    "All ranks evaluate the best.pt rank 0 wrote: the run's test logits and metrics equal a second evaluation of that file, bit for bit."
+    args = [*QUICK, "--method", "plain", "--epochs", "4", "--batch-size", "64", "--out-dir", str(tmp_path)]
+    first = torchrun(2, *args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    ev = stage_dir(tmp_path) / "eval"
+    logits, metrics = dict(np.load(ev / "logits.npz")), json.loads((ev / "metrics.json").read_text())
+    again = torchrun(2, *args, "--resume")  # a finished run resumed: best.pt evaluated once more, nothing trained
+    assert again.returncode == 0, again.stderr[-3000:]
+    relogits, remetrics = dict(np.load(ev / "logits.npz")), json.loads((ev / "metrics.json").read_text())
+    assert logits.keys() == relogits.keys() and all(np.array_equal(logits[k], relogits[k]) for k in logits), \
+        f"{int((logits['logits'] != relogits['logits']).any(1).sum())} test images have other logits"
+    assert (metrics["closed"], metrics["open"]) == (remetrics["closed"], remetrics["open"])
 
 
 def test_ddp_stage2_runs_on_two_processes(tmp_path):
