@@ -5,9 +5,11 @@
 # %% ../nbs/04_data.ipynb #ffe9561c
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import math
+import os
 import pickle
 import re
 import sys
@@ -24,7 +26,7 @@ from torch.utils.data import Dataset
 
 import oltr_nb
 from .core import InputError, check_choice
-from .images import pil_to_tensor, transform_preset
+from .images import open_image, pil_to_tensor, to_rgb, transform_preset
 from .metrics import SHOT_GROUPS, shot_groups
 
 # %% auto #0
@@ -34,12 +36,13 @@ __all__ = ['MANIFEST_DIR', 'FAMILIES', 'FIXED_DATASETS', 'DATASETS', 'SAMPLERS',
            'exp_profile', 'group_sizes', 'ArrayDataset', 'split_digest', 'make_lt_split', 'DataBundle', 'IndexedConcat',
            'open_test', 'build_digits_lt', 'EpochSampler', 'ClassAwareSampler', 'class_weights', 'PowerClassSampler',
            'ShardedShuffleSampler', 'make_sampler', 'normalise_relpath', 'SplitEntry', 'parse_split', 'read_split',
-           'content_digest', 'counts_digest', 'file_sha256', 'split_stats', 'resolve_image', 'ImageListDataset',
-           'read_idx', 'idx_candidates', 'find_idx', 'load_fashion_mnist', 'fashion_splits', 'build_fashion_mnist_lt',
-           'cifar_folder', 'load_cifar', 'ldam_lt_indices', 'build_cifar_lt', 'class_names_from', 'root_required',
-           'build_image_folder', 'identification_info', 'stand_in_split', 'stand_in_pool',
-           'build_identification_stand_in', 'read_table', 'face_test_counts', 'build_face_lists', 'build_data',
-           'image_problem', 'sources_hint', 'preflight', 'problems_text']
+           'content_digest', 'counts_digest', 'file_sha256', 'split_stats', 'image_candidates', 'resolve_image',
+           'missing_image', 'ImageListDataset', 'read_idx', 'idx_candidates', 'find_idx', 'load_fashion_mnist',
+           'fashion_splits', 'build_fashion_mnist_lt', 'cifar_folder', 'load_cifar', 'ldam_lt_indices',
+           'build_cifar_lt', 'class_names_from', 'root_required', 'build_image_folder', 'identification_info',
+           'stand_in_split', 'stand_in_pool', 'build_identification_stand_in', 'read_table', 'face_test_counts',
+           'build_face_lists', 'build_data', 'image_problem', 'sources_hint', 'empty_class_problem', 'overlap_problems',
+           'preflight', 'problems_text']
 
 # %% ../nbs/04_data.ipynb #37a3d66e
 MANIFEST_DIR = Path(oltr_nb.__file__).resolve().parent.parent / "data_manifests"
@@ -377,7 +380,7 @@ def parse_split(
     if not path.exists(): raise FileNotFoundError(f"split file not found: {path}")
     entries, problems = [], []
     with open(path, "rb") as f: raw = f.read()
-    text = raw.decode("utf-8", errors="replace")
+    text = raw.decode("utf-8", errors="replace").removeprefix("\ufeff")
     lines = text.split("\n")
     if lines and lines[-1] == "": lines.pop()
     for n, line in enumerate(lines, 1):
@@ -443,20 +446,32 @@ def split_stats(
 DEFAULT_LAYOUTS = ("train/{rel}", "val/{rel}", "test/{rel}", "data_256/{letter}/{rel}", "data_large/{letter}/{rel}",
                    "val_256/{rel}", "val/{name}", "val_256/{name}", "SUN397/{rel}", "{rel}")
 
+def image_candidates(root: str | Path, path: str, layouts=DEFAULT_LAYOUTS): # as in `resolve_image`
+    "The places a split-file path may be under `root`, in the order they are tried: as written, then each layout."
+    root = Path(root)
+    yield root / path.replace("\\", "/").lstrip("/")
+    rel = normalise_relpath(path)
+    for t in layouts: yield root / t.format(rel=rel, letter=rel[:1], name=rel.rsplit("/", 1)[-1])
+
 def resolve_image(
     root: str | Path, # image root
     path: str, # path as written in the split file
     layouts=DEFAULT_LAYOUTS, # templates tried in order; {rel} normalised path, {letter} its first letter, {name} file name
 ) -> Path | None:
     "The file behind a split-file path under `root`, in whichever layout the copy uses; None if absent."
-    root = Path(root)
-    direct = root / path.replace("\\", "/").lstrip("/")
-    if direct.is_file(): return direct
-    rel = normalise_relpath(path)
-    for t in layouts:
-        p = root / t.format(rel=rel, letter=rel[:1], name=rel.rsplit("/", 1)[-1])
-        if p.is_file(): return p
-    return None
+    return next((p for p in image_candidates(root, path, layouts) if p.is_file()), None)
+
+def missing_image(root: str | Path, path: str, layouts=DEFAULT_LAYOUTS) -> str: # as in `resolve_image`
+    "Why `path` names no image file under `root`: a directory, a symbolic link loop, a broken link, or nothing there."
+    for p in image_candidates(root, path, layouts):
+        if not os.path.lexists(p): continue
+        if p.is_dir(): return f"image {path!r} is a directory, not an image file: {p}"
+        try: p.stat()
+        except OSError as err:
+            if err.errno == errno.ELOOP: return f"image {path!r} is a symbolic link loop: {p}"
+            return f"image {path!r} is a broken symbolic link: {p} -> {os.readlink(p)}"
+        return f"image {path!r} is not a regular file: {p}"
+    return f"image {path!r} not found under {root}"
 
 # %% ../nbs/04_data.ipynb #9be3d575
 def _problem(text):
@@ -465,7 +480,8 @@ def _problem(text):
     file, line = where.rsplit(":", 1)
     return (file, int(line), reason)
 
-DECODE_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError, RuntimeError)  # what decoders raise on a bad file
+DECODE_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError, RuntimeError,
+                 Image.DecompressionBombError)  # what decoders raise on a bad file
 
 # %% ../nbs/04_data.ipynb #09a6ec7e
 class ImageListDataset(Dataset):
@@ -490,22 +506,23 @@ class ImageListDataset(Dataset):
         self.labels = np.array([e.label for e in entries], dtype=np.int64)
     def _usable(self, e):
         p = resolve_image(self.root, e.path, self.layouts)
-        reason = "image not found" if p is None else "empty image file" if p.stat().st_size == 0 else None
-        if reason: self.skipped.append((self.split_file, e.line, f"{reason}: {e.path}"))
+        reason = (missing_image(self.root, e.path, self.layouts) if p is None
+                  else f"empty image file: {e.path}" if p.stat().st_size == 0 else None)
+        if reason: self.skipped.append((self.split_file, e.line, reason))
         return reason is None
     def __len__(self): return len(self.entries)
     def path(self, i) -> Path:
-        "The file of item `i`; an error naming the split file and line if it is missing or empty."
+        "The file of item `i`; an error naming the split file and line if it is missing, not a file, or empty."
         e = self.entries[i]
         p = resolve_image(self.root, e.path, self.layouts)
-        if p is None: raise InputError(f"{self.split_file}:{e.line}: image {e.path!r} not found under {self.root}")
+        if p is None: raise InputError(f"{self.split_file}:{e.line}: {missing_image(self.root, e.path, self.layouts)}")
         if p.stat().st_size == 0: raise InputError(f"{self.split_file}:{e.line}: image file is empty: {p}")
         return p
     def load(self, i):
-        "The PIL RGB image of item `i`; a clear error if it is missing, empty or undecodable."
+        "The PIL RGB image of item `i` (see `to_rgb`); a clear error if it is missing, empty or undecodable."
         p = self.path(i)
         try:
-            with Image.open(p) as im: return im.convert("RGB")
+            with open_image(p) as im: return to_rgb(im)
         except DECODE_ERRORS as err:
             raise InputError(f"{self.split_file}:{self.entries[i].line}: cannot decode image {p}: {err}") from None
     def read(self, i):
@@ -827,14 +844,14 @@ def image_problem(root, # image root
                  ) -> str | None:
     "What is wrong with the image of entry `e`: missing, empty, not a JPEG/PNG, undecodable (with `decode`); None if nothing."
     p, where = resolve_image(root, e.path, layouts), f"{split_file}:{e.line}"
-    if p is None: return f"{where}: image {e.path!r} not found under {root}"
+    if p is None: return f"{where}: {missing_image(root, e.path, layouts)}"
     try:
         with open(p, "rb") as f: head = f.read(8)
     except OSError as err: return f"{where}: cannot read {p}: {err.strerror}"
     if not head: return f"{where}: image file is empty: {p}"
     if decode:
         try:
-            with Image.open(p) as im: im.load()
+            with open_image(p) as im: to_rgb(im)
         except DECODE_ERRORS as err: return f"{where}: cannot decode image {p}: {err}"
     return None if head.startswith(tuple(IMAGE_SIGNATURES.values())) else f"{where}: not a JPEG or PNG file: {p}"
 
@@ -856,11 +873,47 @@ def _root_problem(m: dict, data_root) -> str | None:
                 f"({files}) are read from split_dir, by default data_root")
     return None if Path(data_root).is_dir() else f"data_root={str(data_root)!r}: no such folder"
 
+# %% ../nbs/04_data.ipynb #7e9f2304
+def empty_class_problem(path, # the training split file, named in the problem
+                        entries: list, # its parsed lines (SplitEntry)
+                        num_classes: int, # classes the dataset has
+                        shown: int = 20, # classes named at most
+                       ) -> str | None:
+    "The problem of a training list that leaves classes without an image, naming them all in one problem; None if none."
+    empty = sorted(set(range(num_classes)) - {e.label for e in entries})
+    if not empty: return None
+    names = ", ".join(map(str, empty[:shown])) + (f", ... ({len(empty)} in all)" if len(empty) > shown else "")
+    verb = "has" if len(empty) == 1 else "have"
+    return (f"{path}: class{'es' if len(empty) > 1 else ''} {names} {verb} no training image "
+            f"(every class in [0, {num_classes}) needs at least one)")
+
+def overlap_problems(splits: dict, # split name -> (split file, its parsed lines), in the order the run reads them
+                     per_pair: int = 5, # images named for each pair of splits; the rest are counted
+                    ) -> list: # problems, `file:line: ...`
+    "Images listed twice in one split file, and images listed in two splits, compared by normalised path."
+    problems, earlier = [], {}  # earlier: split name -> (file, {normalised path: first entry})
+    for name, (path, entries) in splits.items():
+        first = {}
+        for e in entries:
+            key = normalise_relpath(e.path)
+            if key in first: problems.append(f"{path}:{e.line}: image {e.path!r} is listed twice (first on line {first[key].line})")
+            else: first[key] = e
+        for other, (other_path, other_first) in earlier.items():
+            both = [(e, other_first[k]) for k, e in first.items() if k in other_first]
+            problems += [f"{path}:{e.line}: image {e.path!r} is also in the {other} split ({other_path}:{o.line})"
+                         for e, o in both[:per_pair]]
+            if len(both) > per_pair:
+                problems.append(f"{path}: ... and {len(both) - per_pair} more images also in the {other} split ({other_path})")
+        earlier[name] = (path, first)
+    return problems
+
 # %% ../nbs/04_data.ipynb #5d76b4ed
-def _split_problems(m: dict, data_root, split_dir, open_set: bool, decode: bool) -> tuple: # (problems, training images or None)
+def _split_problems(m: dict, data_root, split_dir, open_set: bool, decode: bool,
+                    allow_overlap: bool = False, # do not report images listed twice or in two splits
+                   ) -> tuple: # (problems, training images or None)
     "Problems with an image-folder dataset's root, split files, open list and images."
     bad_root = _root_problem(m, data_root)
-    problems, n_train, folder = [bad_root] if bad_root else [], None, split_dir or data_root
+    problems, n_train, folder, parsed = [bad_root] if bad_root else [], None, split_dir or data_root, {}
     for split, spec in (m["splits"].items() if folder is not None else ()):
         path, is_open = Path(folder) / spec["file"], split == "open"
         if is_open and not open_set: continue
@@ -870,9 +923,12 @@ def _split_problems(m: dict, data_root, split_dir, open_set: bool, decode: bool)
             continue
         entries, bad = parse_split(path, 0 if is_open else m["num_classes"], allow_open=is_open)
         problems += bad
-        if split == "train": n_train = len(entries)
+        if split == "train":
+            n_train, empty = len(entries), empty_class_problem(path, entries, m["num_classes"])
+            problems += [empty] if empty else []
         if not bad_root: problems += [q for e in entries if (q := image_problem(data_root, e, path, decode))]
-    return problems, n_train
+        parsed[split] = (path, entries)
+    return problems + ([] if allow_overlap else overlap_problems(parsed)), n_train
 
 # %% ../nbs/04_data.ipynb #97846577
 def _source_problems(m: dict, data_root, split_dir=None) -> list:
@@ -916,11 +972,13 @@ def preflight(name: str, # one of DATASETS
               needs_pretrained: bool = False, # the preset starts from pretrained weights
               batch_size: int | None = None, # the run's (global) batch size
               manifest: dict | None = None, # default: load_manifest(name)
+              allow_overlap: bool = False, # image-folder datasets: the lists may share images (not reported)
              ) -> list: # every problem, each naming its file (and line); [] when all is there
     "Everything a run of dataset `name` will read, checked before any work."
     m = manifest or load_manifest(name)
     n_train = m.get("counts", {}).get("train_total")
-    if m["source"]["kind"] == "image_folder": problems, n_train = _split_problems(m, data_root, split_dir, open_set, decode)
+    if m["source"]["kind"] == "image_folder":
+        problems, n_train = _split_problems(m, data_root, split_dir, open_set, decode, allow_overlap)
     else: problems = _source_problems(m, data_root, split_dir)
     if needs_pretrained: problems += _weights_problems(pretrained)
     if batch_size and n_train is not None and batch_size > n_train:

@@ -14,12 +14,13 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision import transforms as T
 
-from .core import check_choice
+from .core import InputError, check_choice
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'GRAY_WEIGHTS', 'TRANSFORM_PRESETS', 'pil_to_tensor', 'SmallImageTransform',
-           'official_transforms', 'sample_crop_box', 'draft_factor', 'open_for_crop', 'crop_resize', 'jitter_params',
-           'quantize_', 'color_jitter_', 'FastTrainTransform', 'FastEvalTransform', 'transform_preset', 'BatchJitter']
+           'official_transforms', 'sample_crop_box', 'open_image', 'to_rgb', 'draft_factor', 'open_for_crop',
+           'crop_resize', 'jitter_params', 'quantize_', 'color_jitter_', 'FastTrainTransform', 'FastEvalTransform',
+           'transform_preset', 'BatchJitter']
 
 # %% ../nbs/03_images.ipynb #633c8441
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -82,13 +83,38 @@ def sample_crop_box(width: int, height: int, # original image size
     else: w, h = width, height
     return (height - h) // 2, (width - w) // 2, h, w
 
+# %% ../nbs/03_images.ipynb #a3fb5ba5
+def open_image(path: str | Path, # image file
+              ) -> Image.Image: # opened lazily, as Image.open opens it
+    "Image.open, with PIL's decompression-bomb refusal explained (the limit, and how to raise it)."
+    try: return Image.open(path)
+    except Image.DecompressionBombError as err:
+        raise InputError(f"{err} That is PIL's decompression-bomb limit, 2 x PIL.Image.MAX_IMAGE_PIXELS: shrink the image, "
+                         "or, if you trust it, raise the limit before the run (PIL.Image.MAX_IMAGE_PIXELS = a larger number, "
+                         "or None for no limit, in the process that reads the images)") from None
+
+def to_rgb(im: Image.Image, # an opened PIL image of any mode
+          ) -> Image.Image: # loaded, mode RGB
+    "The image as 8-bit RGB: 16-bit grey scaled by value >> 8 (convert('RGB') would clip it to 255), float images refused."
+    if im.mode == "F":
+        raise InputError("a floating-point image (PIL mode F) has no known value range; save it as an 8-bit or 16-bit PNG or a JPEG")
+    if im.mode.startswith("I"):
+        a = np.asarray(im)
+        if a.min() < 0 or a.max() > 65535:
+            raise InputError(f"a 32-bit integer image (PIL mode {im.mode}) with values {a.min()}..{a.max()}, outside 16 bits; "
+                             "save it as an 8-bit or 16-bit PNG or a JPEG")
+        im = Image.fromarray((a >> 8).astype(np.uint8))
+    if im.mode != "RGB": return im.convert("RGB")
+    im.load()
+    return im
+
 # %% ../nbs/03_images.ipynb #bb481750
 def draft_factor(width: int, height: int, # original image size
                  h: int, w: int, # crop box size in original pixels
                  size: int = 224, # output side
                 ) -> int: # 1, 2, 4 or 8
-    "The JPEG reduction PIL's draft picks for a request that keeps >= size pixels per crop side."
-    fit = min(width // math.ceil(width * size / w), height // math.ceil(height * size / h))
+    "The JPEG reduction PIL's draft picks for a request that keeps >= size pixels per crop side (1 for a box under a pixel)."
+    fit = min(width // math.ceil(width * size / max(w, 1)), height // math.ceil(height * size / max(h, 1)))
     return next((s for s in (8, 4, 2) if fit >= s), 1)
 
 def open_for_crop(path: str | Path, # image file
@@ -96,7 +122,7 @@ def open_for_crop(path: str | Path, # image file
                   size: int = 224, # output side; the crop keeps >= size pixels per side after reduction
                  ) -> tuple: # (decoded RGB uint8 tensor (3, H/s, W/s) channels-last, box, s)
     "Decode an image, at 1/s scale when it is a JPEG and the crop box keeps >= size pixels per side."
-    with Image.open(path) as im:
+    with open_image(path) as im:
         width, height = im.size
         box = box(width, height) if callable(box) else box
         s = draft_factor(width, height, box[2], box[3], size) if im.format == "JPEG" else 1
@@ -106,8 +132,7 @@ def open_for_crop(path: str | Path, # image file
         if s > 1:
             im.draft("RGB", (math.ceil(width * size / box[3]), math.ceil(height * size / box[2])))
             if round(width / im.size[0]) != s: raise RuntimeError(f"{path}: PIL drafted 1/{round(width / im.size[0])}, expected 1/{s}")
-        rgb = im if im.mode == "RGB" else im.convert("RGB")
-        return torch.from_numpy(np.array(rgb)).permute(2, 0, 1), box, s
+        return torch.from_numpy(np.array(to_rgb(im))).permute(2, 0, 1), box, s
 
 # %% ../nbs/03_images.ipynb #e0fa7921
 def crop_resize(img: torch.Tensor, # (3, H, W) uint8 decoded image

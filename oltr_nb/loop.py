@@ -6,11 +6,12 @@
 __all__ = ['LOCK_FILE', 'RUN_RESULTS', 'PROGRESS_MODES', 'train_sampler', 'uneven_batch', 'graphs_off_cuda', 'make_loader',
            'epoch_steps', 'stage_losses', 'NonFiniteLoss', 'check_finite', 'train_step', 'run_epoch', 'log_row',
            'trim_log', 'make_writer', 'save_epoch', 'held_results', 'folder_problems', 'clear_folder', 'ready_folder',
-           'own_run_folder', 'check_inputs', 'start_run', 'distribute', 'step_model', 'epoch_line', 'train_stage',
-           'kept_checkpoints', 'train_epochs', 'posthoc_stage']
+           'in_use', 'lock_holder', 'own_run_folder', 'unwritable', 'folder_state_problems', 'unused_weights',
+           'check_inputs', 'start_run', 'distribute', 'step_model', 'epoch_line', 'train_stage', 'kept_checkpoints',
+           'train_epochs', 'posthoc_stage']
 
 # %% ../nbs/15_loop.ipynb #8871e7b2
-import csv, fcntl, json, os, shutil, socket, time
+import csv, fcntl, json, os, shutil, socket, tempfile, time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
@@ -28,7 +29,7 @@ from .methods import method_row
 from .models import unwrap
 from .runtime import (StageRun, atomic_save, autocast_ctx, average_grad, init_distributed, resolve_device,
                              seed_everything, world)
-from .stage import Stage, load_data, load_stage1, missing_stage1, prepare_stage, restore_stage, stage_state
+from .stage import Stage, load_data, load_resume, load_stage1, missing_stage1, prepare_stage, restore_stage, stage_state
 
 # %% ../nbs/15_loop.ipynb #05bbeb6b
 def train_sampler(cfg: ExperimentConfig, data, rank: int, world_size: int):
@@ -205,6 +206,20 @@ def ready_folder(cfg: ExperimentConfig, folder: Path):
     if problems: raise InputError(problems[0])
 
 # %% ../nbs/15_loop.ipynb #dd49d9e4
+def in_use(folder: Path, holder: str) -> str:
+    "The message for a stage folder whose lock another process holds."
+    return f"{folder} is in use by another run (process {holder}): wait for it to end or stop it, or give another out_dir"
+
+def lock_holder(folder: Path) -> Optional[str]: # '<pid> on <host>', or None when nobody holds the lock
+    "Who holds a stage folder's lock now (asked without taking it for long)."
+    path = Path(folder) / LOCK_FILE
+    if not path.is_file(): return None
+    with open(path, "a+") as f:
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0); return f.read().strip() or "unknown"
+    return None
+
 @contextmanager
 def own_run_folder(cfg: ExperimentConfig):
     "Hold the stage folder's lock while the block runs, the folder made ready for `cfg`; InputError naming the holder if another process has it."
@@ -214,12 +229,34 @@ def own_run_folder(cfg: ExperimentConfig):
     with open(folder / LOCK_FILE, "a+") as f:  # closing the file (or the process ending) releases the lock
         try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            f.seek(0); holder = f.read().strip() or "unknown"
-            raise InputError(f"{folder} is in use by another run (process {holder}): wait for it to end or stop it, "
-                             "or give another out_dir") from None
+            f.seek(0); raise InputError(in_use(folder, f.read().strip() or "unknown")) from None
         f.seek(0); f.truncate(); f.write(f"{os.getpid()} on {socket.gethostname()}\n"); f.flush()
         ready_folder(cfg, folder)
         yield folder
+
+# %% ../nbs/15_loop.ipynb #0af7d451
+def unwritable(folder: Path) -> Optional[str]:
+    "Why the run's files cannot be written in `folder`, which is made if missing (None when they can)."
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder): pass
+    except OSError as err:
+        return (f"{folder}: the run cannot write there ({err.strerror or err}): give a writable out_dir (--out-dir) "
+                "or OLTR_RUNS_DIR")
+    return None
+
+def folder_state_problems(cfg: ExperimentConfig) -> list:
+    "Why the stage of `cfg` may not start in its folder: another process holds it, or a run there may not be continued or replaced."
+    holder = lock_holder(run_dir(cfg))
+    return [in_use(run_dir(cfg), holder)] if holder else folder_problems(cfg)
+
+def unused_weights(cfgs: list) -> Optional[str]: # the configurations of the stages about to run
+    "Why the run's `pretrained` weights would be recorded but never loaded (None when a stage 1 loads them, or none are given)."
+    given = next((c.pretrained for c in cfgs if c.pretrained), None)
+    if given is None or not any(c.stage == 1 for c in cfgs) or any(c.needs_pretrained for c in cfgs if c.stage == 1):
+        return None
+    return (f"pretrained={given!r}: {cfgs[0].dataset}'s stage 1 trains from scratch, so these weights would be recorded "
+            "but never loaded: drop pretrained, or set needs_pretrained=True (--needs-pretrained) to start from them")
 
 # %% ../nbs/15_loop.ipynb #7159d7af
 def check_inputs(cfgs: list): # the configurations of the stages about to run, in order
@@ -229,7 +266,8 @@ def check_inputs(cfgs: list): # the configurations of the stages about to run, i
                      needs_pretrained=any(c.needs_pretrained for c in cfgs if c.stage == 1),
                      batch_size=max(c.batch_size for c in cfgs))
     problems = data + [missing_stage1(c) for c in cfgs if c.stage == 2 and 1 not in stages]
-    problems += [q for c in cfgs for q in folder_problems(c)]
+    problems += [unused_weights(cfgs)] + [unwritable(run_dir(c)) for c in cfgs]
+    problems += [q for c in cfgs for q in folder_state_problems(c)]
     try: problems.append(graphs_off_cuda(first, resolve_device(first.device)))
     except InputError as err: problems.append(str(err))
     ws = int(os.environ.get("WORLD_SIZE", "1"))
@@ -241,12 +279,14 @@ def check_inputs(cfgs: list): # the configurations of the stages about to run, i
 
 # %% ../nbs/15_loop.ipynb #2bb7b15e
 def start_run(cfg: ExperimentConfig, data=None) -> StageRun:
-    "Resolve the device, join the process group, seed, load the data and write config.json."
+    "Resolve the device, join the process group, seed, load the data, check the checkpoint a resumed stage continues from, write config.json."
     started = time.time()
     device = resolve_device(cfg.device)
     init_distributed(device)
     seed_everything(cfg.seed, cfg.deterministic)
-    run = StageRun(cfg, data or load_data(cfg), device, run_dir(cfg), started)
+    data, last = data or load_data(cfg), run_dir(cfg) / "last.pt"
+    resumed = load_resume(last, cfg, data.split_digest) if cfg.resume and last.exists() else None
+    run = StageRun(cfg, data, device, run_dir(cfg), started, resumed)
     if world()[0] == 0:
         run.out_dir.mkdir(parents=True, exist_ok=True)
         (run.out_dir / "config.json").write_text(json.dumps(config_dict(cfg), indent=1))
@@ -300,9 +340,10 @@ def train_epochs(run: StageRun, until_epoch: Optional[int] = None, progress=True
     cfg = run.cfg
     stage = prepare_stage(cfg, run.data, run.device)
     state = dict(epoch=0, step=0, best_acc=-1.0, best_epoch=-1)
-    if cfg.resume and (run.out_dir / "last.pt").exists():
-        state = restore_stage(run.out_dir / "last.pt", stage)
+    if run.resumed is not None:
+        state, run.resumed = restore_stage(run.resumed, stage), None  # the live objects hold it now
         if world()[0] == 0: print(f"{run.out_dir}: resumed from last.pt, epoch {state['epoch']} of {cfg.epochs}")
+    state["split_digest"] = run.data.split_digest  # kept in each checkpoint: a resume on other data is refused
     dropped = trim_log(run.out_dir / "log.csv", state["epoch"]) if world()[0] == 0 else 0
     if dropped: print(f"log.csv: dropped {dropped} row(s) past epoch {state['epoch']}, the checkpoint's (written before the run was stopped)")
     model = distribute(stage.model, cfg, run.device)

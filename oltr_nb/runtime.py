@@ -5,13 +5,14 @@
 # %% auto #0
 __all__ = ['UNREADABLE', 'seed_everything', 'rng_state', 'set_rng_state', 'resolve_device', 'autocast_ctx', 'device_name',
            'world', 'init_distributed', 'all_reduce_sum', 'barrier', 'average_grad', 'rank_share', 'interleave',
-           'gather_in_order', 'atomic_save', 'load_checkpoint', 'StageRun']
+           'gather_in_order', 'WriteFailed', 'atomic_save', 'load_checkpoint', 'StageRun']
 
 # %% ../nbs/12_runtime.ipynb #b0e8b479
 import os, pickle, random, tempfile
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -128,16 +129,25 @@ def gather_in_order(parts: dict, n: int) -> dict:
     return interleave(shares, n)
 
 # %% ../nbs/12_runtime.ipynb #7aa47581
+class WriteFailed(OSError):
+    "A run file could not be written (most often a full or read-only disk); the previous version of it is kept."
+
 def atomic_save(obj, path: Path):
-    "torch.save `obj` to `path` through a temporary file, fsync and rename."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    "torch.save `obj` to `path` through a temporary file, fsync and rename; WriteFailed naming the file when the disk refuses."
+    path, tmp = Path(path), None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:  # torch.save reports a full disk as a RuntimeError
+        if tmp: Path(tmp).unlink(missing_ok=True)
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise WriteFailed(f"{path}: could not be written ({first}); is the disk full or read-only? The previous "
+                          f"{path.name}, if there was one, is kept") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp: Path(tmp).unlink(missing_ok=True)
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try: os.fsync(dir_fd)
@@ -167,3 +177,4 @@ class StageRun:
     device: torch.device # where the model runs
     out_dir: Path # its run folder, runs/<dataset>/<method>/seed<k>/stage<n>
     started: float # time.time() when the stage started
+    resumed: Optional[dict] = None # the checkpoint a resumed stage continues from, checked against this run

@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['CAFFE_LAYER', 'CAFFE_STEM', 'PROGRESS', 'load_data', 'build_stage_model', 'stage1_checkpoint', 'missing_stage1',
            'load_stage1', 'caffe_key', 'pretrained_state', 'rgb_first_layer', 'load_pretrained_backbone',
-           'make_optimizers', 'Stage', 'start_from_stage1', 'prepare_stage', 'stage_state', 'restore_stage']
+           'make_optimizers', 'Stage', 'start_from_stage1', 'prepare_stage', 'stage_state', 'resume_problem',
+           'load_resume', 'restore_stage']
 
 # %% ../nbs/13_stage.ipynb #d4ea06c9
 import re
@@ -196,9 +197,34 @@ def stage_state(stage: Stage, progress: dict, cfg: ExperimentConfig) -> dict:
                 schedulers={k: s.state_dict() for k, s in stage.scheds.items()}, scaler=stage.scaler.state_dict(),
                 rng=rng_state(), config=config_dict(cfg), **progress)
 
-def restore_stage(path: Path, stage: Stage) -> dict:
-    "Restore a checkpoint into the live objects; returns its progress counters."
+def resume_problem(ckpt, # a loaded checkpoint
+                   path: Path, # its file, named in the problem
+                   cfg: ExperimentConfig, # the stage it should continue
+                   split_digest: str, # the digest of the data the stage reads now
+                  ) -> Optional[str]:
+    "Why `ckpt` cannot continue the stage of `cfg` on data of `split_digest`: another stage's checkpoint, or other data (None when it can)."
+    fix = "put back this stage's own last.pt, or start the stage again with overwrite=True (--overwrite)"
+    if not (isinstance(ckpt, dict) and {"model", "config", *PROGRESS} <= set(ckpt)):
+        return f"{path}: not a training checkpoint of this engine; {fix}"
+    was = ckpt["config"]
+    if (was.get("dataset"), was.get("method"), was.get("stage")) != (cfg.dataset, cfg.method, cfg.stage):
+        return (f"{path}: a checkpoint of stage {was.get('stage')} of {was.get('method')} on {was.get('dataset')}, not of "
+                f"stage {cfg.stage} of {cfg.method} on {cfg.dataset}; {fix}")
+    if ckpt.get("split_digest") not in (None, split_digest):  # checkpoints written before the digest was kept have none
+        return (f"{path}: trained on other data (split digest {ckpt['split_digest'][:12]}..., the lists read now give "
+                f"{split_digest[:12]}...); a resumed stage continues on the data it started with: point data_root and "
+                "split_dir at those lists, or start the stage again with overwrite=True (--overwrite)")
+    return None
+
+def load_resume(path: Path, cfg: ExperimentConfig, split_digest: str) -> dict:
+    "The checkpoint at `path`, checked to continue the stage of `cfg` on data of `split_digest`; InputError otherwise."
     ckpt = load_checkpoint(path, "start the stage again with overwrite=True (--overwrite), or put back a good copy of it")
+    if problem := resume_problem(ckpt, path, cfg, split_digest): raise InputError(problem)
+    return ckpt
+
+def restore_stage(ckpt: dict, # a checkpoint checked by load_resume
+                  stage: Stage) -> dict: # its progress counters
+    "Restore a checkpoint into the live objects; returns its progress counters."
     stage.model.load_state_dict(ckpt["model"])
     if stage.centroid_loss is not None: stage.centroid_loss.load_state_dict(ckpt["centroid_loss"])
     for k, o in stage.opts.items(): o.load_state_dict(ckpt["optimizers"][k])
