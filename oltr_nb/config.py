@@ -136,6 +136,7 @@ class ExperimentConfig:
     memory_centroids: str = "learned"  # memory read from the centroid loss's parameter (official) or "fixed" class means
     open_threshold: float = 0.1
     open_set: bool = True  # evaluate on the open set; False runs without the open list (open-set metrics null)
+    allow_overlap: bool = False  # accept images listed twice, or in train and in val/test/open (refused by default: a leak inflates results)
     shot_rule: str = "paper"
     identification_embedding: str = "direct"  # identification datasets: embedding searched, the direct feature or OLTR's meta-embedding
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
@@ -261,7 +262,7 @@ def run_dir(cfg: ExperimentConfig) -> Path:
 
 # %% ../nbs/11_config.ipynb #a7693339
 RESULT_NEUTRAL = ("out_dir", "data_root", "pretrained", "pretrained_input", "init_from", "resume", "device", "num_workers",
-                  "log_every", "fast_data", "input_pipeline", "split_dir", "overwrite", "open_set")
+                  "log_every", "fast_data", "input_pipeline", "split_dir", "overwrite", "open_set", "allow_overlap")
 
 def config_dict(cfg: ExperimentConfig) -> dict:
     "The config as a JSON-ready dict (tuples become lists)."

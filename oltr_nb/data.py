@@ -889,13 +889,14 @@ def empty_class_problem(path, # the training split file, named in the problem
 
 def overlap_problems(splits: dict, # split name -> (split file, its parsed lines), in the order the run reads them
                      per_pair: int = 5, # images named for each pair of splits; the rest are counted
+                     image_key=lambda e: normalise_relpath(e.path), # what makes two lines the same image
                     ) -> list: # problems, `file:line: ...`
-    "Images listed twice in one split file, and images listed in two splits, compared by normalised path."
-    problems, earlier = [], {}  # earlier: split name -> (file, {normalised path: first entry})
+    "Images listed twice in one split file, and images listed in two splits (by default compared by normalised path)."
+    problems, earlier = [], {}  # earlier: split name -> (file, {image key: first entry})
     for name, (path, entries) in splits.items():
         first = {}
         for e in entries:
-            key = normalise_relpath(e.path)
+            key = image_key(e)
             if key in first: problems.append(f"{path}:{e.line}: image {e.path!r} is listed twice (first on line {first[key].line})")
             else: first[key] = e
         for other, (other_path, other_first) in earlier.items():
@@ -928,7 +929,9 @@ def _split_problems(m: dict, data_root, split_dir, open_set: bool, decode: bool,
             problems += [empty] if empty else []
         if not bad_root: problems += [q for e in entries if (q := image_problem(data_root, e, path, decode))]
         parsed[split] = (path, entries)
-    return problems + ([] if allow_overlap else overlap_problems(parsed)), n_train
+    if allow_overlap: return problems, n_train
+    same_file = lambda e: str(resolve_image(data_root, e.path) or normalise_relpath(e.path))  # train/cat/1.jpg, test/cat/1.jpg: two files
+    return problems + overlap_problems(parsed, **({} if bad_root else dict(image_key=same_file))), n_train
 
 # %% ../nbs/04_data.ipynb #97846577
 def _source_problems(m: dict, data_root, split_dir=None) -> list:

@@ -9,6 +9,7 @@ import argparse
 import gzip
 import hashlib
 import json
+import os
 import struct
 import sys
 from collections import Counter
@@ -18,7 +19,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from .core import InputError, check_choice
+from .core import InputError, check_choice, check_number
 from .metrics import SHOT_RULES
 from .data import (DATASETS, FAMILIES, FASHION_FILES, FASHION_MNIST_DIR, IMAGE_SIGNATURES, MANIFEST_DIR, SplitEntry,
                           build_digits_lt, build_fashion_mnist_lt, content_digest, exp_profile, fashion_splits, file_sha256,
@@ -26,13 +27,14 @@ from .data import (DATASETS, FAMILIES, FASHION_FILES, FASHION_MNIST_DIR, IMAGE_S
                           group_sizes, split_stats, image_problem)
 
 # %% auto #0
-__all__ = ['PROFILES', 'PARETO_DRAWS', 'RECORDIO_MAGIC', 'FACE_SUFFIXES', 'IMAGE_SUFFIXES', 'pareto_profile', 'make_lt_list',
-           'manifest_entry', 'make_lt', 'family_of', 'make_member', 'seeded_sample', 'verify',
-           'prepare_fashion_mnist_lt', 'sun397_classes', 'sun397_list', 'sun397_images', 'sun_lt_splits',
-           'partition_file', 'write_sun_lt', 'make_sun_lt', 'verify_sun397', 'prepare_sun_lt', 'read_record',
-           'unpack_image_record', 'read_index', 'recordio_faces', 'image_suffix', 'identity_faces', 'prepare_ms1m_lt',
-           'ms1m_lt_sample', 'read_names', 'relative_to_root', 'make_ms1m_lt', 'template_paths', 'folder_images',
-           'without_noise', 'facescrub_sexes', 'megaface_lists', 'stats', 'main']
+__all__ = ['PROFILES', 'PARETO_DRAWS', 'MANIFEST_KEYS', 'SPLIT_FIELDS', 'RECORDIO_MAGIC', 'FACE_SUFFIXES', 'IMAGE_SUFFIXES',
+           'pareto_profile', 'check_profile', 'make_lt_list', 'manifest_entry', 'make_lt', 'family_of', 'make_member',
+           'check_manifest', 'read_manifest', 'seeded_sample', 'verify', 'prepare_fashion_mnist_lt', 'sun397_classes',
+           'sun397_list', 'sun397_images', 'sun_lt_splits', 'partition_file', 'write_sun_lt', 'make_sun_lt',
+           'verify_sun397', 'prepare_sun_lt', 'read_record', 'unpack_image_record', 'read_index', 'recordio_faces',
+           'image_suffix', 'identity_faces', 'prepare_ms1m_lt', 'ms1m_lt_sample', 'read_names', 'relative_to_root',
+           'make_ms1m_lt', 'template_paths', 'folder_images', 'without_noise', 'facescrub_sexes', 'megaface_lists',
+           'stats', 'main']
 
 # %% ../nbs/05_data_cli.ipynb #9aef03fc
 PROFILES = ("pareto", "exp")
@@ -53,6 +55,27 @@ def pareto_profile(
     else: x = (1 - (np.arange(num_classes)[::-1] + 0.5) / num_classes) ** (-1 / alpha) - 1
     return np.maximum(np.floor(n_max * x / x.max()).astype(int), n_min).tolist()
 
+# %% ../nbs/05_data_cli.ipynb #770891c6
+def check_profile(
+    profile: str, # "pareto" or "exp"
+    alpha: float, # Pareto shape
+    rho: float, # exponential imbalance ratio, largest / smallest
+    n_max: int | None, # largest class size; None = `largest`
+    n_min: int, # smallest class size the profile keeps
+    seed: int, # seed of the draw
+    largest: int, # the input's largest class
+) -> int:
+    "The largest class size to use; InputError naming --alpha, --rho, --max, --min or --seed when one makes no profile."
+    check_choice("profile", profile, PROFILES)
+    if profile == "pareto": check_number("--alpha", alpha, 0, low_open=True)
+    else: check_number("--rho", rho, 1)
+    if n_max is not None: check_number("--max", n_max, 1, integer=True)
+    check_number("--min", n_min, 1, integer=True)
+    check_number("--seed", seed, 0, integer=True)
+    top, where = (largest, "the input's largest class") if n_max is None else (n_max, "--max")
+    if n_min > top: raise InputError(f"--min {n_min} is above the largest class size {top} ({where}): lower --min")
+    return top
+
 # %% ../nbs/05_data_cli.ipynb #027a6271
 def make_lt_list(
     entries: list, # SplitEntry of a balanced list
@@ -61,16 +84,17 @@ def make_lt_list(
     rho: float = 100.0, # exponential imbalance ratio
     seed: int = 0, # seed of sizes and image choice
     n_max: int | None = None, # largest class size; None = the largest class of the input
-    n_min: int = 5, # Pareto: smallest class size
+    n_min: int = 5, # Pareto: smallest class size (exp: 1)
 ) -> tuple[list, list]:
-    "Long-tailed subset of `entries` (in input order) and the per-class sizes."
-    check_choice("profile", profile, PROFILES)
+    "Long-tailed subset of `entries` (in input order) and the per-class sizes; every class keeps at least one image."
     labels = np.array([e.label for e in entries])
     classes = np.unique(labels[labels >= 0])
+    if len(classes) < 2: raise InputError(f"the list has {len(classes)} classes (labels >= 0): a long tail needs at least 2")
     avail = np.array([(labels == c).sum() for c in classes])
-    n_max = int(n_max or avail.max())
-    want = pareto_profile(len(classes), n_max, alpha, n_min, seed) if profile == "pareto" else exp_profile(n_max, rho, len(classes))
-    sizes = np.minimum(want, avail)
+    floor = n_min if profile == "pareto" else 1
+    n_max = check_profile(profile, alpha, rho, n_max, floor, seed, int(avail.max()))
+    want = pareto_profile(len(classes), n_max, alpha, floor, seed) if profile == "pareto" else exp_profile(n_max, rho, len(classes))
+    sizes = np.minimum(np.maximum(want, floor), avail)
     rng = np.random.default_rng([seed, 1])
     keep = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:n] for c, n in zip(classes, sizes)])
     return [entries[i] for i in np.sort(keep)], sizes.tolist()
@@ -96,10 +120,14 @@ def make_lt(
 ) -> dict:
     "Write a long-tailed subset of `list_file` to `out` and its manifest entry to `out` with suffix .yaml."
     out = Path(out)
-    if out.suffix == ".yaml": raise ValueError(f"--out {out}: the split file cannot end in .yaml (its manifest entry goes there)")
+    if out.suffix == ".yaml": raise InputError(f"--out {out}: the split file cannot end in .yaml (its manifest entry goes there)")
     kept, sizes = make_lt_list(read_split(list_file), profile, alpha, rho, seed, n_max, n_min)
+    for o in (out, out.with_suffix(".yaml")):
+        if o.exists() and os.path.samefile(o, list_file):
+            raise InputError(f"--out {out}: {'it' if o == out else f'its manifest entry {o}'} is the input list {list_file}; write to another file")
     out.write_text("".join(f"{e.path} {e.label}\n" for e in kept))
-    params = dict(kind=profile, seed=seed, **({"alpha": alpha, "n_min": n_min} if profile == "pareto" else {"rho": rho}), n_max=max(sizes))
+    params = dict(kind=profile, seed=seed, **({"alpha": alpha} if profile == "pareto" else {"rho": rho}),
+                  n_min=n_min if profile == "pareto" else 1, n_max=max(sizes))
     entry = manifest_entry(out, profile=params, made_from=dict(file=str(list_file), sha256=file_sha256(list_file)))
     out.with_suffix(".yaml").write_text(yaml.safe_dump({out.stem: entry}, sort_keys=False))
     return entry
@@ -171,9 +199,49 @@ def _check_split(path: Path, spec: dict, num_classes: int):
     else: notes.append(f"{path.name}: no known digest to compare (sha256 {sha[:12]}...); checked by counts only")
     return entries, problems, notes
 
+# %% ../nbs/05_data_cli.ipynb #bc70019c
+MANIFEST_KEYS = ("splits", "num_classes", "thresholds")  # what verify reads of a manifest
+SPLIT_FIELDS = {"file": (str, "file name"), "lines": (int, "whole number"), "label": (int, "whole number"),
+                "num_classes": (int, "whole number"), "max_per_class": (int, "whole number"), "min_per_class": (int, "whole number"),
+                "median_per_class": ((int, float), "number"), "per_class": (int, "whole number"), "groups": (dict, "mapping"),
+                "sha256": (dict, "mapping"), "content_digest": (str, "hex digest")}  # what verify reads of a split's entry
+
+def check_manifest(m, # a loaded manifest
+                   where: str, # its file, or whose manifest it is, for the messages
+                  ) -> dict:
+    "`m` when it has the shape `verify` reads; else InputError naming `where` and what is wrong."
+    if not isinstance(m, dict):
+        raise InputError(f"{where}: not a manifest: expected a mapping with {', '.join(MANIFEST_KEYS)}, found a {type(m).__name__}")
+    if "splits" not in m: raise InputError(f"{where}: no 'splits' key, so no split files to verify")
+    missing = [k for k in MANIFEST_KEYS if k not in m]
+    if missing: raise InputError(f"{where}: no {' or '.join(missing)} key; verify needs {', '.join(MANIFEST_KEYS)}")
+    if m["num_classes"] is not None: check_number(f"{where}: num_classes", m["num_classes"], 1, integer=True)
+    t = m["thresholds"]
+    if not isinstance(t, dict) or not {"many", "few"} <= set(t): raise InputError(f"{where}: thresholds must be a mapping with many and few")
+    for k in ("many", "few"):
+        if t[k] is not None: check_number(f"{where}: thresholds.{k}", t[k], 0, integer=True)
+    if not isinstance(m["splits"], dict) or not m["splits"]: raise InputError(f"{where}: splits must map each split's name to its entry (file: ...)")
+    for name, spec in m["splits"].items():
+        if not isinstance(spec, dict) or "file" not in spec: raise InputError(f"{where}: splits.{name} needs a file (the split file's name)")
+        for k, (kind, desc) in SPLIT_FIELDS.items():
+            if spec.get(k) is not None and not isinstance(spec[k], kind):
+                raise InputError(f"{where}: splits.{name}.{k} must be a {desc}, found {spec[k]!r}")
+    return m
+
+def read_manifest(path) -> dict:
+    "The manifest in YAML file `path`, checked by `check_manifest`; InputError naming the file (and line) when it is not one."
+    if not Path(path).is_file(): raise InputError(f"--manifest {path}: no such file")
+    try: m = yaml.safe_load(Path(path).read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        mark = getattr(err, "problem_mark", None)
+        raise InputError(f"{path}{f':{mark.line + 1}' if mark else ''}: not valid YAML: {getattr(err, 'problem', None) or err}") from None
+    return check_manifest(m, str(path))
+
 # %% ../nbs/05_data_cli.ipynb #454ff047
 def seeded_sample(items: list, sample: int | None, seed: int) -> list:
     "`sample` of `items` drawn with `seed`, in their order; all of them when `sample` is None or not smaller."
+    if sample is not None: check_number("--sample", sample, 1, integer=True)
+    check_number("--seed", seed, 0, integer=True)
     if sample is None or sample >= len(items): return items
     return [items[i] for i in sorted(np.random.default_rng(seed).choice(len(items), sample, replace=False))]
 
@@ -184,12 +252,12 @@ def verify(
     sample: int | None = None, # check this many images per split (seeded); None = all
     seed: int = 0, # seed of the sample
     progress: bool = False, # progress bar on stderr
-    manifest: dict | None = None, # manifest to check against; default load_manifest(name)
+    manifest: dict | str | Path | None = None, # manifest to check against, loaded or its YAML file; default load_manifest(name)
     decode: bool = True, # decode every checked image (False: only what a run checks before it starts)
 ) -> dict:
     "Problems (with file and line) and notes of a user's copy of dataset `name`."
-    m = manifest or load_manifest(name)
-    if "splits" not in m: raise ValueError(f"{name} has no split files to verify (source kind {m['source']['kind']!r})")
+    if isinstance(manifest, (str, Path)): m = read_manifest(manifest)
+    else: m = check_manifest(load_manifest(name) if manifest is None else manifest, f"the manifest of {name}")
     problems, notes = [], []
     for split, spec in m["splits"].items():
         path = Path(splits) / spec["file"]
@@ -454,12 +522,16 @@ def ms1m_lt_sample(faces: dict, # identity -> face file names (identity_faces)
                    profile: str = "pareto", rho: float = 100.0, # "exp": the exponential profile instead
                   ) -> dict: # train and val as (identity, face) lists, identities as (name, training faces)
     "The long-tailed sample of an identity folder: training and val faces of each identity."
-    check_choice("profile", profile, PROFILES)
     held = set(hold_out)
     names = [n for n in faces if n not in held and faces[n]]
-    if identities is not None: names = sorted(np.random.default_rng([seed, 0]).choice(names, identities, replace=False).tolist())
+    if not names: raise InputError("no identity with a face is left outside --hold-out: nothing to sample")
+    check_number("--seed", seed, 0, integer=True)
+    check_number("--val-identities", val_identities, 0, integer=True)
+    if identities is not None:
+        check_number("--identities", identities, 1, len(names), integer=True)
+        names = sorted(np.random.default_rng([seed, 0]).choice(names, identities, replace=False).tolist())
     avail = np.array([len(faces[n]) for n in names])
-    n_max = int(n_max or avail.max())
+    n_max = check_profile(profile, alpha, rho, n_max, n_min, seed, int(avail.max()))
     want = pareto_profile(len(names), n_max, alpha, n_min, seed) if profile == "pareto" else exp_profile(n_max, rho, len(names))
     sizes = dict(zip(np.array(names)[np.random.default_rng([seed, 3]).permutation(len(names))].tolist(), np.maximum(want, n_min)))
     rng, train, spare = np.random.default_rng([seed, 1]), [], {}
@@ -582,7 +654,11 @@ def stats(target: str, # a split file, or a dataset name
           splits=None, # with a dataset name: the folder of its split files
           many: int = 100, few: int = 20, rule: str = "paper") -> dict: # thresholds (a dataset: its manifest's where known)
     "`split_stats` of a split file, or of each split file of a dataset."
-    if Path(target).is_file() or target not in DATASETS: return split_stats(target, many, few, rule)
+    check_number("--many", many, 0, integer=True); check_number("--few", few, 0, integer=True)
+    if few > many: raise InputError(f"--few {few} is above --many {many}: the few-shot threshold cannot exceed the many-shot one")
+    if Path(target).is_dir(): raise InputError(f"{target} is a directory; stats takes a split file or a dataset name")
+    if Path(target).is_file(): return split_stats(target, many, few, rule)
+    if target not in DATASETS: raise InputError(f"split file not found: {target} (and no dataset has that name)")
     m = load_manifest(target)
     if "splits" not in m: raise InputError(f"{target} has no split files (its images come from {m['source']['kind']!r} sources)")
     if splits is None: raise InputError(f"{target} is a dataset: give the folder of its split files with --splits, "
@@ -605,22 +681,25 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("dataset", help=f"one of {', '.join(DATASETS)} (any name with --manifest)")
     v.add_argument("--splits", required=True, help="folder with the split files")
     v.add_argument("--images", help="image root; checks that every listed image exists and decodes")
-    v.add_argument("--sample", type=int, help="check only this many images per split (seeded)")
+    v.add_argument("--sample", type=int, help="check only this many images per split, at least 1 (seeded; default all)")
     v.add_argument("--seed", type=int, default=0, help="seed of the sample")
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
     v.add_argument("--no-decode", action="store_true", help="do not decode the images: only check that each exists, "
                    "is not empty and is a JPEG/PNG (what a run checks before it starts)")
-    v.add_argument("--manifest", help="manifest YAML to check against instead of the shipped one (e.g. one made by make-lt)")
+    v.add_argument("--manifest", help="manifest YAML to check against instead of the shipped one (e.g. one written by prepare sun_lt, "
+                   "or your own whose splits hold make-lt's entries): splits, num_classes and thresholds")
     k = sub.add_parser("make-lt", help="make a long-tailed subset of a balanced split file, or a member of an embedded dataset's family")
     k.add_argument("list", help="balanced split file, or digits_lt / fashion_mnist_lt: record the member of its Pareto family "
                    "with shape --alpha (data_manifests/<dataset>_pareto<alpha>.yaml)")
     k.add_argument("--profile", choices=PROFILES, required=True)
     k.add_argument("--alpha", type=float, default=6.0, help="Pareto shape (default 6, the paper's)")
-    k.add_argument("--rho", type=float, default=100.0, help="exponential imbalance ratio (default 100)")
+    k.add_argument("--rho", type=float, default=100.0, help="exponential imbalance ratio, largest / smallest, >= 1 (default 100)")
     k.add_argument("--max", type=int, dest="n_max", help="largest class size (default: the input's largest class)")
-    k.add_argument("--min", type=int, dest="n_min", default=5, help="Pareto: smallest class size (default 5)")
+    k.add_argument("--min", type=int, dest="n_min", default=5, help="Pareto: smallest class size, >= 1 (default 5); "
+                   "exp: every class keeps at least 1")
     k.add_argument("--seed", type=int, default=0)
-    k.add_argument("--out", help="long-tailed split file to write (manifest entry: same name, .yaml); required for a split file")
+    k.add_argument("--out", help="long-tailed split file to write (manifest entry: same name, .yaml), not the input; "
+                   "required for a split file")
     k.add_argument("--source", help="fashion_mnist_lt: folder of the IDX files (default: the manifest's)")
     k.add_argument("--manifest-dir", help="family member: where the manifests are and the member's goes (default: data_manifests/)")
     r = sub.add_parser("prepare", help="check a dataset's source files and build its split from them")
@@ -678,8 +757,7 @@ def main(argv=None) -> int:
     try:
         if a.command == "stats": res = stats(a.file, a.splits, a.many, a.few, a.rule)
         elif a.command == "verify":
-            m = yaml.safe_load(Path(a.manifest).read_text()) if a.manifest else None
-            res = verify(a.dataset, a.splits, a.images, a.sample, a.seed, progress=not a.no_progress, manifest=m,
+            res = verify(a.dataset, a.splits, a.images, a.sample, a.seed, progress=not a.no_progress, manifest=a.manifest,
                          decode=not a.no_decode)
             for n in res["notes"]: print(f"note: {n}", file=sys.stderr)
             for q in res["problems"]: print(f"problem: {q}", file=sys.stderr)
@@ -695,8 +773,8 @@ def main(argv=None) -> int:
             res = prepare_ms1m_lt(a.source, a.out, progress=True)
         elif a.dataset == "fashion_mnist_lt": res = prepare_fashion_mnist_lt(a.source, a.out)
         else: res = prepare_sun_lt(a.source, a.out, a.sample)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"oltr-data {a.command}: error: {err}", file=sys.stderr)
+    except (ValueError, OSError) as err:
+        print(f"oltr-data: {err}", file=sys.stderr)
         return 2
     print(json.dumps(res, indent=1))
     return 0 if res.get("ok", True) else 1

@@ -264,7 +264,7 @@ def check_inputs(cfgs: list): # the configurations of the stages about to run, i
     first, stages = cfgs[0], {c.stage for c in cfgs}
     data = preflight(first.dataset, first.data_root, first.split_dir, open_set=first.open_set, pretrained=first.pretrained,
                      needs_pretrained=any(c.needs_pretrained for c in cfgs if c.stage == 1),
-                     batch_size=max(c.batch_size for c in cfgs))
+                     batch_size=max(c.batch_size for c in cfgs), allow_overlap=first.allow_overlap)
     problems = data + [missing_stage1(c) for c in cfgs if c.stage == 2 and 1 not in stages]
     problems += [unused_weights(cfgs)] + [unwritable(run_dir(c)) for c in cfgs]
     problems += [q for c in cfgs for q in folder_state_problems(c)]

@@ -235,3 +235,106 @@ def test_the_data_module_points_to_the_command():
     "`python -m oltr_nb.data` is the library, not a command: it says where the command is and exits 2."
     res = subprocess.run([sys.executable, "-m", "oltr_nb.data"], capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and "its command is oltr-data" in res.stderr
+
+
+def cli(*argv):
+    "Exit status, stdout and stderr of the installed console script `oltr-data argv`."
+    exe = shutil.which("oltr-data", path=str(Path(sys.executable).parent))
+    if exe is None: pytest.skip("console script oltr-data not installed in this environment")
+    res = subprocess.run([exe, *map(str, argv)], capture_output=True, text=True, timeout=300)
+    return res.returncode, res.stdout, res.stderr
+
+
+def one_error(err, text):
+    "stderr is the single line `oltr-data: ...`, naming `text`."
+    assert err.startswith("oltr-data: ") and err.count("\n") == 1 and text in err, err
+
+
+@pytest.fixture
+def balanced(tmp_path):
+    "23 classes x 20 images: 460 lines."
+    return write_list(tmp_path / "in.txt", [(f"train/c{c}/{k}.jpg", c) for c in range(23) for k in range(20)])
+
+
+def test_make_lt_refuses_to_write_over_its_input(capsys, tmp_path, balanced):
+    before = balanced.read_text()
+    (tmp_path / "link.txt").symlink_to(balanced)
+    code, out, err = cli("make-lt", balanced, "--profile", "exp", "--out", tmp_path / "link.txt")
+    assert code == 2 and out == ""
+    one_error(err, f"link.txt: it is the input list {balanced}")
+    for same in (balanced, tmp_path / "." / "in.txt", tmp_path / "sub" / ".." / "in.txt"):
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        code, _, err = run(capsys, "make-lt", balanced, "--profile", "pareto", "--out", same)
+        assert code == 2 and "is the input list" in err
+    as_yaml = write_list(tmp_path / "list.yaml", [l.split() for l in before.splitlines()])   # the entry would go over it
+    code, _, err = run(capsys, "make-lt", as_yaml, "--profile", "exp", "--out", tmp_path / "list.txt")
+    assert code == 2 and "list.yaml is the input list" in err and not (tmp_path / "list.txt").exists()
+    assert balanced.read_text() == before and as_yaml.read_text() == before
+
+
+@pytest.mark.parametrize("profile", [["exp", "--rho", 100], ["pareto", "--alpha", 0.5, "--min", 1]])
+def test_make_lt_keeps_every_class(capsys, tmp_path, balanced, profile):
+    "20 images and rho 100: the exponential tail wants 20 / 100 < 1 image; every class keeps at least 1."
+    code, res, _ = run(capsys, "make-lt", balanced, "--profile", *profile, "--out", tmp_path / "lt.txt")
+    assert code == 0 and res["num_classes"] == 23 and res["min_per_class"] == 1 and res["profile"]["n_min"] == 1
+    _, st, _ = run(capsys, "stats", tmp_path / "lt.txt")
+    assert st["num_classes"] == 23 and st["min_per_class"] == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--profile", "pareto", "--max", 0], "--max=0 must be a whole number >= 1"),
+    (["--profile", "pareto", "--min", 0], "--min=0 must be a whole number >= 1"),
+    (["--profile", "pareto", "--min", 50, "--max", 10], "--min 50 is above the largest class size 10 (--max)"),
+    (["--profile", "pareto", "--min", 50], "--min 50 is above the largest class size 20 (the input's largest class)"),
+    (["--profile", "pareto", "--alpha", 0], "--alpha=0.0 must be a finite number > 0"),
+    (["--profile", "exp", "--rho", 0.5], "--rho=0.5 must be a finite number >= 1"),
+    (["--profile", "exp", "--rho", "nan"], "--rho=nan must be a finite number >= 1"),
+    (["--profile", "exp", "--seed", -1], "--seed=-1 must be a whole number >= 0"),
+])
+def test_make_lt_refuses_bad_sizes(capsys, tmp_path, balanced, args, message):
+    code, res, err = run(capsys, "make-lt", balanced, *args, "--out", tmp_path / "lt.txt")
+    assert code == 2 and res is None and not (tmp_path / "lt.txt").exists()
+    one_error(err, message)
+
+
+@pytest.mark.parametrize("sample", [-3, 0])
+def test_verify_sample_is_at_least_one(capsys, tiny_copy, sample):
+    root, splits, mpath, _ = tiny_copy
+    code, res, err = run(capsys, "verify", "tiny", "--splits", splits, "--images", root, "--manifest", mpath,
+                         "--sample", sample, "--no-progress")
+    assert code == 2 and res is None
+    one_error(err, f"--sample={sample} must be a whole number >= 1")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("splits: {train: {file: tiny_train.txt}\nnum_classes: 3\n", "tiny.yaml:2: not valid YAML"),
+    ("- tiny_train.txt\n", "tiny.yaml: not a manifest: expected a mapping with splits, num_classes, thresholds, found a list"),
+    ("name: tiny\nnum_classes: 3\n", "tiny.yaml: no 'splits' key"),
+    ("splits: {train: {file: tiny_train.txt}}\nthresholds: {many: 3, few: 3}\n", "tiny.yaml: no num_classes key"),
+    ("splits: {train: tiny_train.txt}\nnum_classes: 3\nthresholds: {many: 3, few: 3}\n", "tiny.yaml: splits.train needs a file"),
+    ("splits: {train: {file: tiny_train.txt}}\nnum_classes: three\nthresholds: {many: 3, few: 3}\n",
+     "tiny.yaml: num_classes='three' must be a whole number >= 1"),
+])
+def test_verify_names_what_is_wrong_with_a_manifest(capsys, tiny_copy, text, message):
+    root, splits, mpath, _ = tiny_copy
+    mpath.write_text(text)
+    code, res, err = run(capsys, "verify", "tiny", "--splits", splits, "--manifest", mpath, "--no-progress")
+    assert code == 2 and res is None
+    one_error(err, message)
+
+
+def test_verify_malformed_manifest_through_the_command(tiny_copy):
+    root, splits, mpath, _ = tiny_copy
+    mpath.write_text("name: tiny\nsplits: [a, b\n")
+    code, out, err = cli("verify", "tiny", "--splits", splits, "--manifest", mpath, "--no-progress")
+    assert code == 2 and out == ""
+    one_error(err, f"{mpath}:3: not valid YAML")
+
+
+def test_stats_of_a_directory_or_a_missing_file(tmp_path):
+    code, out, err = cli("stats", tmp_path)
+    assert code == 2 and out == ""
+    one_error(err, f"{tmp_path} is a directory; stats takes a split file or a dataset name")
+    code, out, err = cli("stats", tmp_path / "nope.txt")
+    assert code == 2 and out == ""
+    one_error(err, f"split file not found: {tmp_path / 'nope.txt'}")

@@ -1,5 +1,6 @@
 """Inputs that used to give a silent wrong result or an error naming no file, on images and lists generated in tmp_path."""
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -184,6 +185,7 @@ def test_preflight_reports_duplicates_and_leaks_unless_allowed(tmp_path):
     lists["test"].append(("data_256/c/c1/t1.jpg", 1))         # a training image, in another layout
     lists["open"].append(("train/c0/v0.jpg", -1))             # a val image
     m, images, splits = small_copy(tmp_path, lists)
+    shutil.rmtree(images / "data_256")  # so that line finds the training file through the data_256 layout
     f = {k: splits / v["file"] for k, v in m["splits"].items()}
     assert preflight("places_lt", images, splits, manifest=m) == [
         f"{f['train']}:4: image 'train/c0/t0.jpg' is listed twice (first on line 1)",
@@ -191,3 +193,16 @@ def test_preflight_reports_duplicates_and_leaks_unless_allowed(tmp_path):
         f"{f['open']}:2: image 'train/c0/v0.jpg' is also in the val split ({f['val']}:1)"]
     assert preflight("places_lt", images, splits, manifest=m, allow_overlap=True) == []
     assert preflight("places_lt", images, splits, manifest=m, open_set=False)[-1].startswith(f"{f['test']}:2: ")
+
+
+def test_same_name_in_two_split_folders_is_two_images(tmp_path):
+    "An ImageFolder-style copy: train/c0/1.jpg and test/c0/1.jpg are different files, so no overlap is reported."
+    lists = {"train": [("train/c0/1.jpg", 0), ("train/c1/1.jpg", 1), ("train/c2/1.jpg", 2)],
+             "val": [("val/c0/1.jpg", 0)], "test": [("test/c0/1.jpg", 0)], "open": [("open/1.jpg", -1)]}
+    m, images, splits = small_copy(tmp_path, lists)
+    assert preflight("places_lt", images, splits, manifest=m) == []
+    (images / "test" / "c0" / "1.jpg").unlink()  # now the test line can only mean the training image
+    (images / "test" / "c0").rmdir(); (images / "test").rmdir()
+    test_list = splits / m["splits"]["test"]["file"]
+    assert preflight("places_lt", images, splits, manifest=m)[-1] == (
+        f"{test_list}:1: image 'test/c0/1.jpg' is also in the train split ({splits / m['splits']['train']['file']}:1)")
