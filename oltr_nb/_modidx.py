@@ -188,6 +188,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'oltr_nb.data.image_candidates': ('data.html#image_candidates', 'oltr_nb/data.py'),
                               'oltr_nb.data.image_problem': ('data.html#image_problem', 'oltr_nb/data.py'),
                               'oltr_nb.data.ldam_lt_indices': ('data.html#ldam_lt_indices', 'oltr_nb/data.py'),
+                              'oltr_nb.data.listed_file': ('data.html#listed_file', 'oltr_nb/data.py'),
                               'oltr_nb.data.load_cifar': ('data.html#load_cifar', 'oltr_nb/data.py'),
                               'oltr_nb.data.load_family': ('data.html#load_family', 'oltr_nb/data.py'),
                               'oltr_nb.data.load_fashion_mnist': ('data.html#load_fashion_mnist', 'oltr_nb/data.py'),

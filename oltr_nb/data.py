@@ -41,8 +41,8 @@ __all__ = ['MANIFEST_DIR', 'FAMILIES', 'FIXED_DATASETS', 'DATASETS', 'SAMPLERS',
            'fashion_splits', 'build_fashion_mnist_lt', 'cifar_folder', 'load_cifar', 'ldam_lt_indices',
            'build_cifar_lt', 'class_names_from', 'root_required', 'build_image_folder', 'identification_info',
            'stand_in_split', 'stand_in_pool', 'build_identification_stand_in', 'read_table', 'face_test_counts',
-           'build_face_lists', 'build_data', 'image_problem', 'sources_hint', 'empty_class_problem', 'overlap_problems',
-           'preflight', 'problems_text']
+           'build_face_lists', 'build_data', 'image_problem', 'sources_hint', 'empty_class_problem', 'listed_file',
+           'overlap_problems', 'preflight', 'problems_text']
 
 # %% ../nbs/04_data.ipynb #37a3d66e
 MANIFEST_DIR = Path(oltr_nb.__file__).resolve().parent.parent / "data_manifests"
@@ -887,6 +887,10 @@ def empty_class_problem(path, # the training split file, named in the problem
     return (f"{path}: class{'es' if len(empty) > 1 else ''} {names} {verb} no training image "
             f"(every class in [0, {num_classes}) needs at least one)")
 
+def listed_file(root): # the image root
+    "The key by which `overlap_problems` compares lines: the file a line finds under `root` (train/cat/1.jpg and test/cat/1.jpg are two), else its normalised path."
+    return lambda e: str(resolve_image(root, e.path) or normalise_relpath(e.path))
+
 def overlap_problems(splits: dict, # split name -> (split file, its parsed lines), in the order the run reads them
                      per_pair: int = 5, # images named for each pair of splits; the rest are counted
                      image_key=lambda e: normalise_relpath(e.path), # what makes two lines the same image
@@ -930,8 +934,7 @@ def _split_problems(m: dict, data_root, split_dir, open_set: bool, decode: bool,
         if not bad_root: problems += [q for e in entries if (q := image_problem(data_root, e, path, decode))]
         parsed[split] = (path, entries)
     if allow_overlap: return problems, n_train
-    same_file = lambda e: str(resolve_image(data_root, e.path) or normalise_relpath(e.path))  # train/cat/1.jpg, test/cat/1.jpg: two files
-    return problems + overlap_problems(parsed, **({} if bad_root else dict(image_key=same_file))), n_train
+    return problems + overlap_problems(parsed, **({} if bad_root else dict(image_key=listed_file(data_root)))), n_train
 
 # %% ../nbs/04_data.ipynb #97846577
 def _source_problems(m: dict, data_root, split_dir=None) -> list:

@@ -24,7 +24,7 @@ from .metrics import SHOT_RULES
 from .data import (DATASETS, FAMILIES, FASHION_FILES, FASHION_MNIST_DIR, IMAGE_SIGNATURES, MANIFEST_DIR, SplitEntry,
                           build_digits_lt, build_fashion_mnist_lt, content_digest, exp_profile, fashion_splits, file_sha256,
                           find_idx, load_family, load_manifest, member_manifest, member_name, parse_split, read_idx, read_split,
-                          group_sizes, split_stats, image_problem)
+                          group_sizes, split_stats, image_problem, empty_class_problem, listed_file, overlap_problems)
 
 # %% auto #0
 __all__ = ['PROFILES', 'PARETO_DRAWS', 'MANIFEST_KEYS', 'SPLIT_FIELDS', 'RECORDIO_MAGIC', 'FACE_SUFFIXES', 'IMAGE_SUFFIXES',
@@ -175,10 +175,6 @@ def _check_split(path: Path, spec: dict, num_classes: int):
     notes = []
     lines = len(path.read_bytes().splitlines())
     if "lines" in spec and lines != spec["lines"]: problems.append(f"{path}: {lines} lines, manifest says {spec['lines']}")
-    first = {}
-    for e in entries:
-        if e.path in first: problems.append(f"{path}:{e.line}: duplicate of line {first[e.path]} ({e.path})")
-        else: first[e.path] = e.line
     counts = np.array(list(Counter(e.label for e in entries if e.label >= 0).values()))
     if not is_open and len(counts):
         found = dict(num_classes=len(counts), max_per_class=int(counts.max()), min_per_class=int(counts.min()),
@@ -258,19 +254,22 @@ def verify(
     "Problems (with file and line) and notes of a user's copy of dataset `name`."
     if isinstance(manifest, (str, Path)): m = read_manifest(manifest)
     else: m = check_manifest(load_manifest(name) if manifest is None else manifest, f"the manifest of {name}")
-    problems, notes = [], []
+    problems, notes, parsed = [], [], {}
     for split, spec in m["splits"].items():
         path = Path(splits) / spec["file"]
         if not path.exists(): problems.append(f"{path}: split file not found"); continue
         spec = {**spec, "many": m["thresholds"]["many"], "few": m["thresholds"]["few"]}
         entries, p, n = _check_split(path, spec, m["num_classes"])
-        problems += p; notes += n
+        problems += p; notes += n; parsed[split] = (path, entries)
+        if split == "train" and m["num_classes"] and (empty := empty_class_problem(path, entries, m["num_classes"])):
+            problems.append(empty)
         if images is None: continue
         todo = seeded_sample(entries, sample, seed)
         from tqdm.auto import tqdm
         for e in tqdm(todo, desc=f"{split} images", disable=not progress, file=sys.stderr):
             bad = image_problem(images, e, path, decode)
             if bad: problems.append(bad)
+    problems += overlap_problems(parsed, **({} if images is None else dict(image_key=listed_file(images))))  # repeats and leaks
     return dict(dataset=name, ok=not problems, problems=problems, notes=notes)
 
 # %% ../nbs/05_data_cli.ipynb #e6d79f97

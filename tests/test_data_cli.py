@@ -121,6 +121,23 @@ def test_verify_reports_every_problem_with_file_and_line(capsys, tiny_copy):
     assert snapshot(root, splits) == before                                                # verify changes nothing
 
 
+def test_verify_finds_repeats_and_leaks_across_split_files(capsys, tiny_copy):
+    "A line repeated in train and a test line naming a training image (in another layout) are both reported, with file and line."
+    root, splits, mpath, rows = tiny_copy
+    lines = [f"{p} {l}" for p, l in rows]
+    (splits / "tiny_train.txt").write_text("\n".join(lines + [lines[0]]) + "\n")
+    (splits / "tiny_test.txt").write_text(f"data_256/a/{rows[4][0].removeprefix('train/')} {rows[4][1]}\n")
+    m = yaml.safe_load(mpath.read_text())
+    m["splits"]["train"]["lines"] = 10
+    m["splits"]["test"] = {"file": "tiny_test.txt"}
+    mpath.write_text(yaml.safe_dump(m, sort_keys=False))  # train first, as a run reads them
+    code, res, _ = run(capsys, "verify", "tiny", "--splits", splits, "--images", root, "--manifest", mpath, "--no-progress")
+    assert code == 1
+    assert f"{splits / 'tiny_train.txt'}:10: image '{rows[0][0]}' is listed twice (first on line 1)" in res["problems"]
+    assert f"{splits / 'tiny_test.txt'}:1: image 'data_256/a/{rows[4][0].removeprefix('train/')}' is also in the train split " \
+           f"({splits / 'tiny_train.txt'}:5)" in res["problems"]
+
+
 def test_verify_sample_checks_fewer_images(capsys, tiny_copy):
     root, splits, mpath, _ = tiny_copy
     (root / "train" / "abbey" / "000.jpg").unlink()
