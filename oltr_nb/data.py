@@ -30,22 +30,24 @@ from .images import open_image, pil_to_tensor, to_rgb, transform_preset
 from .metrics import SHOT_GROUPS, shot_groups
 
 # %% auto #0
-__all__ = ['MANIFEST_DIR', 'FAMILIES', 'FIXED_DATASETS', 'DATASETS', 'SAMPLERS', 'LAYOUT_DIRS', 'LETTER_DIRS', 'DEFAULT_LAYOUTS',
-           'DECODE_ERRORS', 'FASHION_MNIST_DIR', 'FASHION_FILES', 'CIFAR_FILES', 'IMAGE_SIGNATURES', 'TORCH_SIGNATURES',
-           'family_members', 'load_manifest', 'load_family', 'member_name', 'member_manifest', 'base_dataset',
-           'exp_profile', 'group_sizes', 'ArrayDataset', 'split_digest', 'make_lt_split', 'DataBundle', 'IndexedConcat',
-           'open_test', 'build_digits_lt', 'EpochSampler', 'ClassAwareSampler', 'class_weights', 'PowerClassSampler',
-           'ShardedShuffleSampler', 'make_sampler', 'normalise_relpath', 'SplitEntry', 'parse_split', 'read_split',
-           'content_digest', 'counts_digest', 'file_sha256', 'split_stats', 'image_candidates', 'resolve_image',
-           'missing_image', 'ImageListDataset', 'read_idx', 'idx_candidates', 'find_idx', 'load_fashion_mnist',
-           'fashion_splits', 'build_fashion_mnist_lt', 'cifar_folder', 'load_cifar', 'ldam_lt_indices',
-           'build_cifar_lt', 'class_names_from', 'root_required', 'build_image_folder', 'identification_info',
-           'stand_in_split', 'stand_in_pool', 'build_identification_stand_in', 'read_table', 'face_test_counts',
-           'build_face_lists', 'build_data', 'image_problem', 'sources_hint', 'empty_class_problem', 'listed_file',
-           'overlap_problems', 'preflight', 'problems_text']
+__all__ = ['PACKAGE_DIR', 'MANIFEST_DIR', 'FAMILIES', 'FIXED_DATASETS', 'DATASETS', 'SAMPLERS', 'LAYOUT_DIRS', 'LETTER_DIRS',
+           'DEFAULT_LAYOUTS', 'DECODE_ERRORS', 'FASHION_MNIST_DIR', 'FASHION_FILES', 'CIFAR_FILES', 'IMAGE_SIGNATURES',
+           'TORCH_SIGNATURES', 'family_members', 'load_manifest', 'load_family', 'member_name', 'member_manifest',
+           'base_dataset', 'exp_profile', 'group_sizes', 'ArrayDataset', 'split_digest', 'make_lt_split', 'DataBundle',
+           'IndexedConcat', 'open_test', 'build_digits_lt', 'EpochSampler', 'ClassAwareSampler', 'class_weights',
+           'PowerClassSampler', 'ShardedShuffleSampler', 'make_sampler', 'normalise_relpath', 'SplitEntry',
+           'parse_split', 'read_split', 'content_digest', 'counts_digest', 'file_sha256', 'split_stats',
+           'image_candidates', 'resolve_image', 'missing_image', 'ImageListDataset', 'read_idx', 'idx_candidates',
+           'find_idx', 'load_fashion_mnist', 'fashion_splits', 'build_fashion_mnist_lt', 'cifar_folder', 'load_cifar',
+           'ldam_lt_indices', 'build_cifar_lt', 'class_names_from', 'root_required', 'build_image_folder',
+           'identification_info', 'stand_in_split', 'stand_in_pool', 'build_identification_stand_in', 'read_table',
+           'face_test_counts', 'build_face_lists', 'build_data', 'image_problem', 'sources_hint', 'empty_class_problem',
+           'listed_file', 'overlap_problems', 'preflight', 'problems_text']
 
 # %% ../nbs/04_data.ipynb #37a3d66e
-MANIFEST_DIR = Path(oltr_nb.__file__).resolve().parent.parent / "data_manifests"
+PACKAGE_DIR = Path(oltr_nb.__file__).resolve().parent
+MANIFEST_DIR = next((d for d in (PACKAGE_DIR / "data_manifests", PACKAGE_DIR.parent / "data_manifests") if d.is_dir()),
+                    PACKAGE_DIR.parent / "data_manifests")  # inside an installed wheel; beside the package in a checkout
 FAMILIES = ("digits_lt_pareto", "fashion_mnist_lt_pareto")  # manifests that define a family of datasets (below)
 
 def family_members(manifest_dir: Path | str | None = None) -> tuple:
