@@ -206,3 +206,18 @@ def test_same_name_in_two_split_folders_is_two_images(tmp_path):
     test_list = splits / m["splits"]["test"]["file"]
     assert preflight("places_lt", images, splits, manifest=m)[-1] == (
         f"{test_list}:1: image 'test/c0/1.jpg' is also in the train split ({splits / m['splits']['train']['file']}:1)")
+
+
+def test_error_in_a_loader_worker_keeps_its_one_line_message(tmp_path):
+    "A truncated JPEG met by a DataLoader worker: the main process gets the worker's traceback; input_message gives the line back."
+    from torch.utils.data import DataLoader
+    from oltr_nb.core import input_message
+    Image.new("RGB", (32, 32), (10, 120, 200)).save(tmp_path / "a.jpg", quality=95)
+    data = (tmp_path / "a.jpg").read_bytes()
+    (tmp_path / "a.jpg").write_bytes(data[: len(data) // 2])
+    split = write_list(tmp_path / "list.txt", [("a.jpg", 0)])
+    with pytest.raises(InputError) as caught:
+        next(iter(DataLoader(ImageListDataset(split, tmp_path, 1), num_workers=1)))
+    assert "Original Traceback" in str(caught.value)
+    assert input_message(caught.value).startswith(f"{split}:1: cannot decode image {tmp_path / 'a.jpg'}")
+    assert "\n" not in input_message(caught.value)

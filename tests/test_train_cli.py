@@ -194,8 +194,11 @@ def test_places_lt_lists_every_missing_input_at_once(tmp_path):
     (splits / "Places_LT_test.txt").write_text(rows[1] + rows[5])
     said = no_traceback(oltr_train("--dataset", "places_lt", "--method", "oltr", "--data-root", str(tmp_path / "images"),
                                    "--split-dir", str(splits), "--out-dir", str(tmp_path / "runs")))
-    assert said.splitlines()[0] == "oltr-train: 6 problem(s) with the inputs of places_lt oltr; nothing was started:"
-    for expected in ("Places_LT_train.txt:6: image file is empty", "Places_LT_val.txt:2: image 'train/abbey/9.jpg' not found",
+    assert said.splitlines()[0] == "oltr-train: 10 problem(s) with the inputs of places_lt oltr; nothing was started:"
+    for expected in ("Places_LT_train.txt: classes 2, 3, 4", "(363 in all) have no training image",
+                     "Places_LT_val.txt:1: image 'train/abbey/0.jpg' is also in the train split",
+                     "Places_LT_test.txt:2: image 'train/bamboo/2.jpg' is also in the train split",
+                     "Places_LT_train.txt:6: image file is empty", "Places_LT_val.txt:2: image 'train/abbey/9.jpg' not found",
                      "Places_LT_test.txt:2: image file is empty", "Places_LT_open.txt: open-set list not found",
                      "--no-open-set", "pretrained is required", "batch_size=128 is larger than the 6 training images",
                      "where the data comes from: images: Places365"):
