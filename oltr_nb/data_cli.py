@@ -19,7 +19,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from .core import InputError, check_choice, check_number
+from .core import InputError, OneLineParser, check_choice, check_number
 from .metrics import SHOT_RULES
 from .data import (DATASETS, FAMILIES, FASHION_FILES, FASHION_MNIST_DIR, IMAGE_SIGNATURES, MANIFEST_DIR, SplitEntry,
                           build_digits_lt, build_fashion_mnist_lt, content_digest, exp_profile, fashion_splits, file_sha256,
@@ -668,7 +668,7 @@ def stats(target: str, # a split file, or a dataset name
 
 # %% ../nbs/05_data_cli.ipynb #1dd7ff53
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="oltr-data", description="Inspect, verify and make the OLTR datasets' split files.")
+    p = OneLineParser(prog="oltr-data", description="Inspect, verify and make the OLTR datasets' split files.")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("stats", help="counts, shot groups and digests of a split file, or of each of a dataset's (JSON)")
     s.add_argument("file", help="split file, lines 'path label'; or a dataset name, with --splits")

@@ -1,6 +1,7 @@
 """`oltr-train` against a hostile user: each fault ends before any work with one message (exit 2), or, where the fault
 strikes mid-run (a full disk, Ctrl-C), with one line that says what is kept; never a traceback, never a silent result."""
 import contextlib
+import json
 import signal
 import subprocess
 import time
@@ -127,3 +128,19 @@ def test_ctrl_c_ends_in_one_line(tmp_path):
     assert err.strip().splitlines()[-1] == ("oltr-train: stopped by Ctrl-C; every finished epoch's checkpoint is kept: "
                                            "continue with --resume")
     assert torch.load(stage_dir(tmp_path) / "last.pt", weights_only=False)["epoch"] >= 1
+
+
+def test_posthoc_stage_never_reads_a_cache_of_other_inputs(tmp_path):
+    "crt's stage-1 feature cache made without the open set is not reused by a run with it (nor the reverse)."
+    import numpy as np
+    args = [*QUICK, "--method", "crt", "--epochs", "1", "--out-dir", tmp_path]
+    assert oltr_train(*args, "--no-open-set").returncode == 0
+    final = stage_dir(tmp_path, "crt", 2) / "eval"
+    closed = json.loads((final / "metrics.json").read_text())
+    assert closed["open"]["auroc"] is None and (np.load(final / "logits.npz")["labels"] >= 0).all()
+    assert oltr_train(*args, "--stages", "2", "--overwrite").returncode == 0
+    opened = json.loads((final / "metrics.json").read_text())
+    assert opened["open"]["auroc"] is not None and (np.load(final / "logits.npz")["labels"] == -1).sum() == 533
+    assert oltr_train(*args, "--stages", "2", "--overwrite", "--no-open-set").returncode == 0
+    again = json.loads((final / "metrics.json").read_text())
+    assert again["open"]["auroc"] is None and again["closed"] == closed["closed"]
