@@ -68,7 +68,7 @@ def check_flag(name: str, # the parameter's name, as the user writes it
         raise InputError(f"{name}={value!r} must be True or False")
     return value
 
-# %% ../nbs/00_core.ipynb #08b493ad
+# %% ../nbs/00_core.ipynb #c4ffc52c
 class OneLineParser(argparse.ArgumentParser):
     "argparse's parser, whose mistakes end in one line (`<command>: <message>`, exit status 2) instead of the usage of every option."
     def error(self, message):

@@ -11,7 +11,7 @@ __all__ = ['LOCK_FILE', 'RUN_RESULTS', 'PROGRESS_MODES', 'train_sampler', 'uneve
            'train_epochs', 'posthoc_stage']
 
 # %% ../nbs/15_loop.ipynb #8871e7b2
-import csv, fcntl, json, os, shutil, socket, tempfile, time
+import csv, errno, fcntl, json, os, shutil, socket, tempfile, time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
@@ -236,10 +236,11 @@ def own_run_folder(cfg: ExperimentConfig):
 
 # %% ../nbs/15_loop.ipynb #0af7d451
 def unwritable(folder: Path) -> Optional[str]:
-    "Why the run's files cannot be written in `folder`, which is made if missing (None when they can)."
+    "Why the run's files cannot be written in `folder` (tried in its nearest existing folder; nothing is left behind); None when they can."
+    there = next(p for p in (folder, *folder.parents) if p.exists())
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder): pass
+        if not there.is_dir(): raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(there))
+        with tempfile.TemporaryFile(dir=there): pass
     except OSError as err:
         return (f"{folder}: the run cannot write there ({err.strerror or err}): give a writable out_dir (--out-dir) "
                 "or OLTR_RUNS_DIR")
