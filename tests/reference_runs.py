@@ -6,6 +6,7 @@ run wrote: metrics.json without its provenance (times, commit), per_class.csv, a
 """
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 STORED = ROOT / "tests" / "reference_runs.json"
-TRAIN = str(ROOT / ".venv" / "bin" / "oltr-train")
+TRAIN = str(Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "oltr-train")
 COMMON = ["--dataset", "digits_lt", "--seed", "0", "--deterministic"]
 
 
