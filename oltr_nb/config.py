@@ -5,18 +5,18 @@
 # %% auto #0
 __all__ = ['AMP_MODES', 'CHOICES', 'COMMON', 'PRESETS', 'WHOLE_POSITIVE', 'POSITIVE', 'NON_NEGATIVE', 'WHOLE_NON_NEGATIVE',
            'FRACTIONS', 'LIMITS', 'OPTIONAL', 'PATHS', 'FLAGS', 'DEVICE_NAMES', 'RESULT_NEUTRAL', 'LATE_SETTINGS',
-           'ExperimentConfig', 'check_path', 'check_schedule', 'validate', 'make_config', 'project_root',
-           'default_runs_dir', 'stage_dir', 'run_dir', 'config_dict', 'config_sha256', 'config_from_dict',
-           'setting_differences']
+           'ExperimentConfig', 'check_path', 'check_schedule', 'validate', 'make_config', 'config_dict',
+           'config_sha256', 'config_from_dict', 'setting_differences', 'parse_stages', 'stage_configs', 'cli_args',
+           'train_command']
 
 # %% ../nbs/18_config.ipynb #a65dc564
-import dataclasses, hashlib, json, os, re
+import dataclasses, hashlib, json, os, re, shlex
 from dataclasses import dataclass, asdict
-from pathlib import Path
 from typing import Optional
 
 from .core import InputError, check_choice, check_flag, check_number
-from .data import DATASETS, SAMPLERS, base_dataset
+from .manifests import DATASETS, base_dataset
+from .samplers import SAMPLERS
 from .gpu_input import PIPELINES
 from .methods import HEADS, method_row
 from .models import BACKBONES
@@ -240,26 +240,6 @@ def make_config(dataset="digits_lt", method="oltr", stage=1, **overrides) -> Exp
     values = {**COMMON, **preset, **row.preset(stage), **given}
     return validate(ExperimentConfig(dataset=dataset, method=method, stage=stage, **values))
 
-# %% ../nbs/18_config.ipynb #c52ed3d2
-def project_root(start: Optional[Path] = None) -> Optional[Path]:
-    "The nearest folder at or above `start` (default: the working directory) holding pyproject.toml."
-    here = Path(start or Path.cwd()).resolve()
-    return next((d for d in (here, *here.parents) if (d / "pyproject.toml").exists()), None)
-
-def default_runs_dir() -> Path:
-    "`$OLTR_RUNS_DIR`, else `<project root>/runs`, else `./runs`."
-    if os.environ.get("OLTR_RUNS_DIR"):
-        return Path(os.environ["OLTR_RUNS_DIR"])
-    return (project_root() or Path.cwd()) / "runs"
-
-def stage_dir(runs_dir, dataset: str, method: str, seed: int, stage: int) -> Path:
-    "`<runs_dir>/<dataset>/<method>/seed<k>/stage<n>`: where one stage of one run lives."
-    return Path(runs_dir) / dataset / method / f"seed{seed}" / f"stage{stage}"
-
-def run_dir(cfg: ExperimentConfig) -> Path:
-    "The run directory of the stage `cfg` describes, under its out_dir (default: default_runs_dir())."
-    return stage_dir(cfg.out_dir or default_runs_dir(), cfg.dataset, cfg.method, cfg.seed, cfg.stage)
-
 # %% ../nbs/18_config.ipynb #a7693339
 RESULT_NEUTRAL = ("out_dir", "data_root", "pretrained", "pretrained_input", "init_from", "resume", "device", "num_workers",
                   "log_every", "fast_data", "input_pipeline", "split_dir", "overwrite", "open_set", "allow_overlap")
@@ -287,3 +267,43 @@ def setting_differences(stored: dict, # a run's config.json
     now, default = config_dict(cfg), config_dict(ExperimentConfig())
     return [f"{k}: {stored.get(k, default[k])} in the run, {v} now" for k, v in now.items()
             if k not in RESULT_NEUTRAL and stored.get(k, default[k]) != v]
+
+# %% ../nbs/18_config.ipynb #a1880937
+def parse_stages(stages, method: str) -> tuple:
+    "Stages as a tuple of ints from '1', '2', '1,2' or a sequence; checked against the method."
+    allowed = method_row(method).stages
+    if stages is None:
+        return allowed
+    parts = stages.split(",") if isinstance(stages, str) else list(stages)
+    try:
+        out = tuple(int(str(p).strip()) for p in parts)
+    except ValueError:
+        raise InputError(f"stages={stages!r}: give stage numbers such as '1', '2' or '1,2'") from None
+    if not out or any(s not in allowed for s in out) or list(out) != sorted(set(out)):
+        raise InputError(f"stages={stages!r} is not allowed for method={method!r}; "
+                         f"its stages are {','.join(map(str, allowed))}")
+    return out
+
+def stage_configs(dataset: str, method: str, stages=None, **overrides) -> list:
+    "One validated config per stage to run."
+    return [make_config(dataset, method, s, **overrides) for s in parse_stages(stages, method)]
+
+# %% ../nbs/18_config.ipynb #bda29e2d
+def cli_args(cfg: ExperimentConfig, stages=None) -> list:
+    "`oltr-train` arguments that reproduce `cfg` (all stages of `stages`)."
+    args = ["--dataset", cfg.dataset, "--method", cfg.method, "--stages", ",".join(map(str, stages or (cfg.stage,)))]
+    preset = config_dict(make_config(cfg.dataset, cfg.method, cfg.stage))
+    for k, v in config_dict(cfg).items():
+        if k in ("dataset", "method", "stage") or v == preset[k] or v is None:
+            continue
+        flag = "--" + k.replace("_", "-")
+        if isinstance(v, bool):
+            args.append(flag if v else "--no-" + k.replace("_", "-"))
+        else:
+            args += [flag, ",".join(map(str, v)) if isinstance(v, list) else str(v)]
+    return args
+
+def train_command(dataset: str, method: str, seed: int, runs_dir, stages=None, **overrides) -> str:
+    "The `oltr-train` command line that makes this run."
+    cfgs = stage_configs(dataset, method, stages, seed=seed, out_dir=str(runs_dir), **overrides)
+    return shlex.join(["oltr-train", *cli_args(cfgs[0], [c.stage for c in cfgs])])

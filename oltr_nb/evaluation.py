@@ -8,7 +8,7 @@ __all__ = ['EXTRAS', 'eval_batches', 'model_outputs', 'predict', 'closed_top1', 
            'write_identification', 'cache_key', 'feature_cache']
 
 # %% ../nbs/22_evaluation.ipynb #76f713f6
-import csv, json, subprocess, time
+import subprocess, time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
@@ -17,11 +17,13 @@ import numpy as np
 import torch
 
 import oltr_nb
-from .config import ExperimentConfig, config_sha256, project_root
-from .data import file_sha256, open_test
+from .config import ExperimentConfig, config_sha256
+from .data import open_test
+from .split_files import file_sha256
 from .gpu_input import make_batches
 from .identification import identification_report, identity_groups, rank1_trials
 from .metrics import evaluate
+from .run_folder import IDENTIFICATION_FILE, RunFolder, project_root, write_evaluation_files
 from .runtime import (StageRun, UNREADABLE, atomic_save, autocast_ctx, barrier, device_name, gather_in_order,
                             load_checkpoint, rank_share, world)
 
@@ -110,21 +112,17 @@ def write_evaluation(run: StageRun, # the stage's run
                      best_epoch: int, val_top1: float, # the selected epoch and its val accuracy
                      open_score=None, reject=None, # a method's own open-set score and rejections, if it has them
                     ) -> dict: # run_dir and metrics
-    "Score `pred` and write eval/metrics.json, per_class.csv and logits.npz (rank 0)."
+    "Score `pred` and write the stage's evaluation files: metrics, per-class rows, logits (rank 0)."
     metrics, per_class = evaluation_metrics(run, pred, best_epoch, val_top1, open_score, reject)
     if world()[0] == 0:
-        ev = run.out_dir / "eval"; ev.mkdir(exist_ok=True)
-        (ev / "metrics.json").write_text(json.dumps(metrics, indent=1))
-        with open(ev / "per_class.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(per_class[0])); w.writeheader(); w.writerows(per_class)
-        np.savez_compressed(ev / "logits.npz", **{k: v for k, v in pred.items() if k not in ("probs", "features")},
-                            **({} if open_score is None else {"open_score": np.asarray(open_score)}))
+        arrays = {k: v for k, v in pred.items() if k not in ("probs", "features")}
+        write_evaluation_files(run.out_dir, metrics, per_class, {**arrays, **({} if open_score is None else {"open_score": np.asarray(open_score)})})
     return dict(run_dir=str(run.out_dir), metrics=metrics)
 
 def final_evaluation(run: StageRun, model) -> dict:
-    "Evaluate the run's best.pt on test + open (identification datasets: by identification) and write the files."
-    barrier()  # rank 0 writes best.pt: every rank waits for that write, so all evaluate the same weights
-    ckpt = load_checkpoint(run.out_dir / "best.pt", "train the stage again with overwrite=True (--overwrite)")
+    "Evaluate the run's best checkpoint on test + open (identification datasets: by identification) and write the files."
+    barrier()  # rank 0 writes the best checkpoint: every rank waits for that write, so all evaluate the same weights
+    ckpt = load_checkpoint(RunFolder(run.out_dir).best, "train the stage again with overwrite=True (--overwrite)")
     model.load_state_dict(ckpt["model"])
     if getattr(run.data, "identification", None) is not None:
         return write_identification(run, model, ckpt["best_epoch"], ckpt["best_acc"])
@@ -183,14 +181,9 @@ def identification_metrics(run: StageRun, model, best_epoch: int, val_top1: floa
 
 # %% ../nbs/22_evaluation.ipynb #9d690f2f
 def write_identification(run: StageRun, model, best_epoch: int, val_top1: float) -> dict: # run_dir and metrics
-    "Identify the probes among the distractors with `model` and write eval/metrics.json, per_class.csv, identification.npz."
+    "Identify the probes among the distractors with `model` and write the stage's evaluation files (metrics, per-person rows, arrays)."
     metrics, rows, arrays = identification_metrics(run, model, best_epoch, val_top1)
-    if world()[0] == 0:
-        ev = run.out_dir / "eval"; ev.mkdir(exist_ok=True)
-        (ev / "metrics.json").write_text(json.dumps(metrics, indent=1))
-        with open(ev / "per_class.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0])); w.writeheader(); w.writerows(rows)
-        np.savez_compressed(ev / "identification.npz", **arrays)
+    if world()[0] == 0: write_evaluation_files(run.out_dir, metrics, rows, arrays, IDENTIFICATION_FILE)
     return dict(run_dir=str(run.out_dir), metrics=metrics)
 
 # %% ../nbs/22_evaluation.ipynb #2c5cf012

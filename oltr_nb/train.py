@@ -12,10 +12,9 @@ from typing import Optional
 import torch.distributed as dist
 from fastcore.docments import docments
 
-from .config import OPTIONAL, ExperimentConfig, config_dict
+from .config import OPTIONAL, ExperimentConfig, config_dict, stage_configs
 from .core import InputError, OneLineParser, input_message
-from .data import DATASETS
-from .experiments import stage_configs
+from .manifests import DATASETS
 from .loop import NonFiniteLoss, check_inputs, train_stage
 from .methods import METHODS
 from .runtime import WriteFailed, world

@@ -6,7 +6,7 @@ import subprocess
 
 from conftest import ROOT, tool
 from oltr_nb.config import config_sha256
-from oltr_nb.experiments import stage_configs
+from oltr_nb.config import stage_configs
 from oltr_nb.train import make_parser
 
 

@@ -10,12 +10,12 @@ import pytest
 from conftest import ROOT
 from oltr_nb.config import make_config
 from oltr_nb.core import InputError
-from oltr_nb.loop import own_run_folder
+from oltr_nb.run_folder import own_run_folder
 
 HOLDER = textwrap.dedent("""
     import sys, time
     from oltr_nb.config import make_config
-    from oltr_nb.loop import own_run_folder
+    from oltr_nb.run_folder import own_run_folder
     with own_run_folder(make_config("digits_lt", "plain", 1, out_dir=sys.argv[1])):
         print("held", flush=True)
         time.sleep(600)
