@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['AMP_MODES', 'CHOICES', 'COMMON', 'PRESETS', 'WHOLE_POSITIVE', 'POSITIVE', 'NON_NEGATIVE', 'WHOLE_NON_NEGATIVE',
            'FRACTIONS', 'LIMITS', 'OPTIONAL', 'PATHS', 'FLAGS', 'DEVICE_NAMES', 'RESULT_NEUTRAL', 'LATE_SETTINGS',
-           'ExperimentConfig', 'check_path', 'check_schedule', 'validate', 'make_config', 'config_dict',
-           'config_sha256', 'config_from_dict', 'setting_differences', 'parse_stages', 'stage_configs', 'cli_args',
-           'train_command']
+           'ExperimentConfig', 'check_path', 'graphs_off_cuda', 'check_schedule', 'validate', 'make_config',
+           'config_dict', 'config_sha256', 'config_from_dict', 'setting_differences', 'parse_stages', 'stage_configs',
+           'cli_args', 'train_command']
 
 # %% ../nbs/18_config.ipynb #a65dc564
 import dataclasses, hashlib, json, os, re, shlex
@@ -183,6 +183,12 @@ def check_path(name: str, value):
         raise InputError(f"{name}={value!r} must be a path (text) or None")
     return value
 
+def graphs_off_cuda(cfg: ExperimentConfig, device) -> Optional[str]: # device: a name ("cpu", "cuda:1") or a torch.device
+    "Why `cfg` cannot train on `device`: CUDA graphs asked for off CUDA (None otherwise)."
+    if cfg.cuda_graphs and not str(device).startswith("cuda"):
+        return f"cuda_graphs=True needs a CUDA device, and this run's device is {device}; on the CPU use compile=True or neither"
+    return None
+
 def check_schedule(cfg: ExperimentConfig):
     "StepLR needs lr_step; MultiStep needs increasing whole lr_milestones and one factor in (0, 1] each in lr_gammas."
     check_number("lr_gamma", cfg.lr_gamma, low=0, high=1, low_open=True)
@@ -220,8 +226,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         raise InputError(f"batch_size={cfg.batch_size} must be a multiple of num_samples_cls={cfg.num_samples_cls}")
     if cfg.resume and cfg.overwrite:
         raise InputError("resume=True and overwrite=True: choose one (continue the run in its folder, or start it again)")
-    if cfg.cuda_graphs and cfg.device == "cpu":
-        raise InputError("cuda_graphs=True needs a CUDA device, and device='cpu'; on the CPU use compile=True or neither")
+    if cfg.device == "cpu" and (problem := graphs_off_cuda(cfg, cfg.device)): raise InputError(problem)
     return cfg
 
 # %% ../nbs/18_config.ipynb #0e528026

@@ -11,6 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .core import check_choice
+from .models import copy_centroids
 
 # %% ../nbs/15_losses.ipynb #474878dc
 class OfficialAttract(torch.autograd.Function):
@@ -71,9 +72,7 @@ class DiscCentroidsLoss(nn.Module):
     def set_centroids(self, centroids:torch.Tensor, # (K, D), e.g. from oltr_nb.models.compute_centroids
                      ):
         "Overwrite the centroids in place (keeps the parameter, so optimisers holding it stay valid)."
-        if tuple(centroids.shape) != tuple(self.centroids.shape):
-            raise ValueError(f"centroids must have shape {tuple(self.centroids.shape)}, got {tuple(centroids.shape)}")
-        with torch.no_grad(): self.centroids.copy_(centroids)
+        copy_centroids(self.centroids, centroids)
         return self
 
     def terms(self, features:torch.Tensor, # (B, D)

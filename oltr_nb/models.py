@@ -6,9 +6,9 @@
 __all__ = ['FACE_DROPOUT', 'BACKBONES', 'CLASSIFIERS', 'OFFICIAL_MODELS', 'feature_map_side', 'ModulatedAttention',
            'init_resnet_weights', 'PadShortcut', 'ResNetFeature', 'FaceResNetFeature', 'resnet10_feature',
            'resnet152_feature', 'resnet32_feature', 'resnet50_face_feature', 'build_backbone', 'DotProductClassifier',
-           'squash', 'CosNormClassifier', 'MetaEmbeddingClassifier', 'OLTRModel', 'unwrap', 'apply_bn_mode',
-           'build_model', 'compute_centroids', 'transfer_stage1', 'freeze_backbone_except', 'save_official_checkpoint',
-           'load_official_checkpoint', 'nearest_distance']
+           'squash', 'CosNormClassifier', 'MetaEmbeddingClassifier', 'copy_centroids', 'OLTRModel', 'unwrap',
+           'apply_bn_mode', 'build_model', 'compute_centroids', 'transfer_stage1', 'freeze_backbone_except',
+           'save_official_checkpoint', 'load_official_checkpoint', 'nearest_distance']
 
 # %% ../nbs/14_models.ipynb #d97d9c54
 import math
@@ -370,6 +370,16 @@ class MetaEmbeddingClassifier(nn.Module):
         if not self.use_reachability: return torch.ones_like(min_dist)
         return (self.reach_scale if self.reachability == "official" else 1.0) / min_dist
 
+# %% ../nbs/14_models.ipynb #6762c1e9
+def copy_centroids(target:torch.Tensor, # (K, D) centroids kept by a model or a loss, changed in place
+                   centroids:torch.Tensor, # (K, D) new values
+                  ) -> torch.Tensor:
+    "Copy `centroids` into `target` in place, keeping its device, dtype and identity; ValueError when the shapes differ."
+    if tuple(centroids.shape) != tuple(target.shape):
+        raise ValueError(f"centroids must have shape {tuple(target.shape)}, got {tuple(centroids.shape)}")
+    with torch.no_grad(): target.copy_(centroids)
+    return target
+
 # %% ../nbs/14_models.ipynb #b0650063
 class OLTRModel(nn.Module):
     "Backbone + classifier + class centroids: `model(images)` -> dict(logits, features, **extras)."
@@ -392,9 +402,7 @@ class OLTRModel(nn.Module):
     def set_centroids(self, centroids:torch.Tensor, # (num_classes, feat_dim)
                      ):
         "Copy `centroids` into the buffer (device and dtype of the buffer kept)."
-        if tuple(centroids.shape) != tuple(self.centroids.shape):
-            raise ValueError(f"centroids must have shape {tuple(self.centroids.shape)}, got {tuple(centroids.shape)}")
-        with torch.no_grad(): self.centroids.copy_(centroids)
+        copy_centroids(self.centroids, centroids)
         return self
 
     def forward(self, images:torch.Tensor, # (B, in_channels, S, S)
