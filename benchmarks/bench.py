@@ -20,7 +20,8 @@ from torch.utils.data import DataLoader, Subset
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from oltr_nb.config import make_config
-from oltr_nb.data import ImageListDataset, build_data
+from oltr_nb.data import build_data
+from oltr_nb.split_files import ImageListDataset
 from oltr_nb.evaluation import predict
 from oltr_nb.gpu_input import DeviceAugment, collate_jpegs, default_num_workers, device_items, make_batches
 from oltr_nb.images import FastEvalTransform, FastTrainTransform, official_transforms

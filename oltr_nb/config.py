@@ -83,7 +83,7 @@ for _stand_in, _pool in (("digits_lt_id", "digits_lt"), ("fashion_mnist_lt_id", 
 @dataclass
 class ExperimentConfig:
     "Every value one stage of one run uses."
-    dataset: str = "digits_lt"  # one of oltr_nb.data.DATASETS
+    dataset: str = "digits_lt"  # one of oltr_nb.manifests.DATASETS
     method: str = "oltr"  # one of oltr_nb.methods.METHODS
     stage: int = 1  # 1: plain model; 2: the method's second stage (meta-embedding model or post-hoc fit)
     seed: int = 0  # seeds python, numpy, torch and the samplers

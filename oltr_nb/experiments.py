@@ -72,10 +72,10 @@ def run_stages(dataset="digits_lt", method="oltr", stages=None, nproc: int = 1, 
     return train_configs(cfgs, nproc, progress)
 
 # %% ../nbs/24_experiments.ipynb #6c2863e9
-def ensure_run(dataset: str, # one of oltr_nb.data.DATASETS
+def ensure_run(dataset: str, # one of oltr_nb.manifests.DATASETS
                method: str, # a method name
                seed: int = 0,
-               runs_dir=None, # None: oltr_nb.config.default_runs_dir()
+               runs_dir=None, # None: oltr_nb.run_folder.default_runs_dir()
                run: bool = True, # False: only report what exists
                stages=None, # None: every stage of the method
                overwrite: bool = False, # re-train over finished runs with other settings

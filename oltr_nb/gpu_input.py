@@ -13,7 +13,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from .core import check_choice
-from .data import DECODE_ERRORS, ImageListDataset, IndexedConcat
+from .data import IndexedConcat
+from .split_files import DECODE_ERRORS, ImageListDataset
 from .images import BatchJitter, FastEvalTransform, FastTrainTransform, jitter_params, sample_crop_box
 
 # %% auto #0

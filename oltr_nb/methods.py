@@ -18,7 +18,7 @@ from .baselines import (BalancedSoftmaxLoss, ClassBalancedLoss, Criterion, Focal
                                LDAMDRWLoss, LiftedLoss, LogitAdjustedLoss, LWSClassifier, NCMClassifier, PlainCE,
                                RangeLoss, as_counts, choose_tau, fit_openmax, logit_adjust_posthoc, openmax_probs,
                                tau_normalize)
-from .data import make_sampler
+from .samplers import make_sampler
 from .metrics import shot_groups
 
 # %% auto #0

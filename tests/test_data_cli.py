@@ -9,7 +9,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from oltr_nb.data import DATASETS, MANIFEST_DIR
+from oltr_nb.manifests import DATASETS, MANIFEST_DIR
 from oltr_nb.data_cli import main
 
 

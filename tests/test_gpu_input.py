@@ -7,7 +7,9 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from oltr_nb.config import make_config
-from oltr_nb.data import ImageListDataset, build_image_folder, load_manifest
+from oltr_nb.data import build_image_folder
+from oltr_nb.manifests import load_manifest
+from oltr_nb.split_files import ImageListDataset
 from oltr_nb.gpu_input import (COL, DeviceAugment, JpegItems, Prefetcher, collate_jpegs, device_items, make_batches,
                                uses_device_input)
 from oltr_nb.images import FastEvalTransform, FastTrainTransform, official_transforms

@@ -9,8 +9,9 @@ import torch
 from PIL import Image
 
 from oltr_nb.core import InputError
-from oltr_nb.data import (ImageListDataset, SplitEntry, content_digest, image_problem, load_manifest, overlap_problems,
-                          parse_split, preflight)
+from oltr_nb.manifests import load_manifest
+from oltr_nb.preflight import overlap_problems, preflight
+from oltr_nb.split_files import ImageListDataset, SplitEntry, content_digest, image_problem, parse_split
 from oltr_nb.images import FastEvalTransform, FastTrainTransform, transform_preset
 
 

@@ -40,3 +40,12 @@ def test_an_unknown_method_is_refused_everywhere():
         make_config("digits_lt", "focal_crt", 1)
     with pytest.raises(SystemExit):
         make_parser().parse_args(["--dataset", "digits_lt", "--method", "focal_crt"])
+
+
+def test_readme_lists_every_method_once():
+    "The README's list of `method` values is the method table's keys, in the table's order."
+    import re
+    from conftest import ROOT
+    text = (ROOT / "README.md").read_text()
+    listed = text.split("as `method`\n  values of the same engine:", 1)[1].split(". One table", 1)[0]
+    assert re.findall(r"`(\w+)`", listed) == list(methods.METHODS)

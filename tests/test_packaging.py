@@ -61,7 +61,7 @@ def test_wheel_installs_and_trains_from_another_folder(tmp_path):
     subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
                    check=True, capture_output=True, timeout=300)
     elsewhere = tmp_path / "elsewhere"; elsewhere.mkdir()
-    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import oltr_nb.data as d; print(d.MANIFEST_DIR)"],
+    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import oltr_nb.manifests as m; print(m.MANIFEST_DIR)"],
                            cwd=elsewhere, capture_output=True, text=True, check=True).stdout.strip()
     assert where.startswith(str(site)), where
     res = subprocess.run([str(venv / "bin" / "oltr-train"), "--dataset", "digits_lt", "--method", "plain", "--epochs", "1",

@@ -8,7 +8,7 @@ from PIL import Image
 from torchvision import transforms as T
 
 from oltr_nb.core import InputError
-from oltr_nb.data import ImageListDataset
+from oltr_nb.split_files import ImageListDataset
 from oltr_nb.images import (IMAGENET_MEAN, IMAGENET_STD, BatchJitter, FastEvalTransform, FastTrainTransform,
                             color_jitter_, draft_factor, jitter_params, official_transforms, open_for_crop,
                             sample_crop_box)
