@@ -1,11 +1,11 @@
-# Two entry points: `make run` (the embedded experiment) and `make test` (the whole suite).
+# Entry points: `make run` (the embedded experiment), `make test` (the whole suite), `make outputs` (store the chapters with their outputs).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 RUN_OUT ?= runs/notebooks/run_experiment_digits_lt.ipynb
 
-.PHONY: run test test-slow venv clean-runs
+.PHONY: run test test-slow outputs venv clean-runs
 
 venv: $(STAMP)
 
@@ -25,6 +25,9 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q --runslow
+
+outputs: $(STAMP)
+	$(PY) tests/chapter_outputs.py
 
 clean-runs:
 	rm -rf runs

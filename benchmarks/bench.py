@@ -29,7 +29,7 @@ from oltr_nb.loop import stage_losses, step_model, train_stage
 from oltr_nb.methods import make_criterion
 from oltr_nb.losses import DiscCentroidsLoss
 from oltr_nb.models import build_model, compute_centroids
-from oltr_nb.speed import training_flops, write_synthetic_jpegs
+from oltr_nb.benchmarking import training_flops, write_synthetic_jpegs
 from oltr_nb.stage import make_optimizers
 
 RECIPES = {"ImageNet-LT": (115_846, 30, 60), "Places-LT": (62_500, 30, 30)}  # training images, OLTR stage-1 and stage-2 epochs

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .images import transform_preset
-from .manifests import exp_profile, load_manifest
+from .manifests import Manifest, exp_profile, load_manifest
 from .split_files import ImageListDataset, content_digest, normalise_relpath
 
 # %% auto #0
@@ -106,7 +106,7 @@ class DataBundle:
     many_threshold: int # many-shot: count > many_threshold (paper rule)
     few_threshold: int # few-shot: count < few_threshold (paper rule)
     class_names: list # name of each label
-    manifest: dict # the dataset's manifest
+    manifest: Manifest # the dataset's manifest
     split_digest: str = "" # digest of the split actually built
     skipped: dict = field(default_factory=dict) # split -> list of (file, line, reason) skipped with skip_bad
     identification: dict | None = None # identification datasets: test identities, their training counts, subgroups (see below)
@@ -130,28 +130,28 @@ def open_test(bundle: DataBundle) -> Dataset:
     return IndexedConcat(bundle.test, bundle.open)
 
 # %% ../nbs/07_data.ipynb #6f28a2c5
-def _bundle(name, m, sets, labels, class_names, digest, in_channels, image_size, skipped=None):
+def _bundle(name, m: Manifest, sets, labels, class_names, digest, in_channels, image_size, skipped=None):
     "Assemble a DataBundle from in-memory sets."
-    tr, te = transform_preset(m["transforms"], True), transform_preset(m["transforms"], False)
+    tr, te = transform_preset(m.transforms, True), transform_preset(m.transforms, False)
     train = sets["train"]
     labels = np.asarray(labels, dtype=np.int64)
     return DataBundle(name=name, train=train.with_transform(tr), val=sets["val"].with_transform(te),
                       test=sets["test"].with_transform(te),
                       open=sets["open"].with_transform(te) if sets.get("open") is not None else None,
-                      train_eval=train.with_transform(te), num_classes=m["num_classes"], train_labels=labels,
-                      train_counts=np.bincount(labels, minlength=m["num_classes"]), in_channels=in_channels,
-                      image_size=image_size, many_threshold=m["thresholds"]["many"], few_threshold=m["thresholds"]["few"],
+                      train_eval=train.with_transform(te), num_classes=m.num_classes, train_labels=labels,
+                      train_counts=np.bincount(labels, minlength=m.num_classes), in_channels=in_channels,
+                      image_size=image_size, many_threshold=m.thresholds.many, few_threshold=m.thresholds.few,
                       class_names=list(class_names), manifest=m, split_digest=digest, skipped=skipped or {})
 
 # %% ../nbs/07_data.ipynb #200a6a1b
-def _digits_splits(m):
+def _digits_splits(m: Manifest):
     from sklearn.datasets import load_digits
     d = load_digits()
-    s = m["split"]
-    made = make_lt_split(d.target, s["open_classes"], m["counts"]["train"], s["val_per_class"], s["test_per_class"], s["seed"])
+    s = m.split
+    made = make_lt_split(d.target, s.open_classes, m.counts.train, s.val_per_class, s.test_per_class, s.seed)
     return d, made
 
-def build_digits_lt(m: dict) -> tuple:
+def build_digits_lt(m: Manifest) -> tuple:
     "Sets of `digits_lt` from scikit-learn's digits, as the manifest says."
     d, made = _digits_splits(m)
     images = torch.tensor(d.images, dtype=torch.float32).unsqueeze(1)  # (1797, 1, 8, 8), values 0..16
@@ -195,27 +195,27 @@ def load_fashion_mnist(source: str | Path | None = None) -> dict:
     return {k: read_idx(find_idx(source, stem)) for k, stem in FASHION_FILES.items()}
 
 # %% ../nbs/07_data.ipynb #271af6a7
-def fashion_splits(m: dict, train_labels, test_labels) -> dict:
+def fashion_splits(m: Manifest, train_labels, test_labels) -> dict:
     "Index splits of fashion_mnist_lt: train/val index the training files, test/open the test files."
-    s = m["split"]
-    made = make_lt_split(train_labels, s["open_classes"], m["counts"]["train"], s["val_per_class"], 0, s["seed"])
+    s = m.split
+    made = make_lt_split(train_labels, s.open_classes, m.counts.train, s.val_per_class, 0, s.seed)
     relabel = {orig: new for new, orig in enumerate(made["class_order"])}
     test_labels = np.asarray(test_labels)
-    known = np.flatnonzero(~np.isin(test_labels, s["open_classes"]))
-    opened = np.flatnonzero(np.isin(test_labels, s["open_classes"]))
+    known = np.flatnonzero(~np.isin(test_labels, s.open_classes))
+    opened = np.flatnonzero(np.isin(test_labels, s.open_classes))
     splits = {"train": made["splits"]["train"], "val": made["splits"]["val"],
               "test": (known, np.array([relabel[int(c)] for c in test_labels[known]], dtype=np.int64)),
               "open": (opened, np.full(len(opened), -1, dtype=np.int64))}
     return dict(splits=splits, class_order=made["class_order"], digest=split_digest(splits))
 
-def build_fashion_mnist_lt(m: dict, data_root=None) -> DataBundle:
+def build_fashion_mnist_lt(m: Manifest, data_root=None) -> DataBundle:
     "DataBundle of fashion_mnist_lt from the IDX files in `data_root`."
-    a = load_fashion_mnist(data_root or m["source"].get("default_dir"))
+    a = load_fashion_mnist(data_root or m.source.default_dir)
     made = fashion_splits(m, a["train_labels"], a["test_labels"])
     img = {"train": a["train_images"], "val": a["train_images"], "test": a["test_images"], "open": a["test_images"]}
     sets = {k: ArrayDataset(torch.from_numpy(img[k][idx]).unsqueeze(1), lab) for k, (idx, lab) in made["splits"].items()}
-    names = [m["source"]["class_names"][c] for c in made["class_order"]]
-    return _bundle(m["name"], m, sets, made["splits"]["train"][1], names, made["digest"], in_channels=1, image_size=28)
+    names = [m.source.class_names[c] for c in made["class_order"]]
+    return _bundle(m.name, m, sets, made["splits"]["train"][1], names, made["digest"], in_channels=1, image_size=28)
 
 # %% ../nbs/07_data.ipynb #1fba9b81
 CIFAR_FILES = {10: ("cifar-10-batches-py", [f"data_batch_{k}" for k in range(1, 6)], "test_batch", b"labels"),
@@ -260,19 +260,19 @@ def ldam_lt_indices(
     return np.concatenate(kept)
 
 # %% ../nbs/07_data.ipynb #d3c894f4
-def build_cifar_lt(m: dict, data_root=None) -> DataBundle:
+def build_cifar_lt(m: Manifest, data_root=None) -> DataBundle:
     "DataBundle of cifar10_lt / cifar100_lt from torchvision's CIFAR files."
-    if data_root is None: raise ValueError(f"data_root is required for {m['name']}: the folder with {CIFAR_FILES[m['num_classes']][0]}/")
-    a = load_cifar(data_root, m["num_classes"])
-    s = m["split"]
-    counts = exp_profile(s["profile"]["n_max"], s["profile"]["rho"], m["num_classes"])
-    keep = ldam_lt_indices(a["train_labels"], counts, s["seed"])
+    if data_root is None: raise ValueError(f"data_root is required for {m.name}: the folder with {CIFAR_FILES[m.num_classes][0]}/")
+    a = load_cifar(data_root, m.num_classes)
+    s = m.split
+    counts = exp_profile(s.profile.n_max, s.profile.rho, m.num_classes)
+    keep = ldam_lt_indices(a["train_labels"], counts, s.seed)
     test_idx = np.arange(len(a["test_labels"]))
     splits = {"train": (keep, a["train_labels"][keep]), "test": (test_idx, a["test_labels"])}
     sets = {"train": ArrayDataset(a["train_images"][keep], a["train_labels"][keep]),
             "test": ArrayDataset(a["test_images"], a["test_labels"])}
     sets["val"] = sets["test"]
-    return _bundle(m["name"], m, sets, a["train_labels"][keep], m["source"].get("class_names") or list(map(str, range(m["num_classes"]))),
+    return _bundle(m.name, m, sets, a["train_labels"][keep], m.source.class_names or list(map(str, range(m.num_classes))),
                    split_digest(splits), in_channels=3, image_size=32)
 
 # %% ../nbs/07_data.ipynb #d05a9177
@@ -282,12 +282,12 @@ def class_names_from(entries, num_classes: int) -> list:
     for e in entries: votes[e.label][normalise_relpath(e.path).rsplit("/", 1)[0] or "?"] += 1
     return [v.most_common(1)[0][0] if v else str(c) for c, v in enumerate(votes)]
 
-def root_required(m: dict) -> str:
+def root_required(m: Manifest) -> str:
     "The error of a split-file dataset built without its data root: what the folder must hold."
-    return f"data_root is required for {m['name']}: the folder holding {', '.join(m['source']['layouts'])}"
+    return f"data_root is required for {m.name}: the folder holding {', '.join(m.source.layouts)}"
 
 # %% ../nbs/07_data.ipynb #7dccb541
-def build_image_folder(m: dict, # the dataset's manifest
+def build_image_folder(m: Manifest, # the dataset's manifest
                        data_root=None, # the user's image root
                        split_dir=None, # folder of the split files; None: data_root
                        skip_bad=False, # skip unreadable images and malformed lines, counting them
@@ -297,9 +297,9 @@ def build_image_folder(m: dict, # the dataset's manifest
     "DataBundle of a split-file dataset (ImageNet-LT, Places-LT) over the user's images."
     if data_root is None: raise ValueError(root_required(m))
     split_dir = Path(split_dir or data_root)
-    files = {k: split_dir / v["file"] for k, v in m["splits"].items()}
-    C = m["num_classes"]
-    tr, te = (transform_preset(m["transforms"], train, fast=fast, size=size) for train in (True, False))
+    files = {k: split_dir / v.file for k, v in m.splits.items()}
+    C = m.num_classes
+    tr, te = (transform_preset(m.transforms, train, fast=fast, size=size) for train in (True, False))
     sets = {k: ImageListDataset(files[k], data_root, C, te, skip_bad) for k in ("train", "val", "test")}
     opened = None
     if "open" in files and files["open"].exists(): opened = ImageListDataset(files["open"], data_root, 0, te, skip_bad, allow_open=True)
@@ -307,65 +307,64 @@ def build_image_folder(m: dict, # the dataset's manifest
     skipped = {k: s.skipped for k, s in {**sets, "open": opened}.items() if s is not None and s.skipped}
     train = sets["train"]
     labels = train.labels
-    return DataBundle(name=m["name"], train=train.with_transform(tr), val=sets["val"], test=sets["test"], open=opened,
+    return DataBundle(name=m.name, train=train.with_transform(tr), val=sets["val"], test=sets["test"], open=opened,
                       train_eval=train, num_classes=C, train_labels=labels, train_counts=np.bincount(labels, minlength=C),
-                      in_channels=3, image_size=size or m["transforms"].get("size", 224),
-                      many_threshold=m["thresholds"]["many"], few_threshold=m["thresholds"]["few"],
+                      in_channels=3, image_size=size or m.transforms.get("size", 224),
+                      many_threshold=m.thresholds.many, few_threshold=m.thresholds.few,
                       class_names=class_names_from(train.entries, C), manifest=m,
                       split_digest=hashlib.sha256("".join(content_digest(s.entries) for s in sets.values()).encode()).hexdigest(),
                       skipped=skipped)
 
 # %% ../nbs/07_data.ipynb #01fb8282
-def identification_info(m: dict, # the dataset's manifest (its `identification` entry)
+def identification_info(m: Manifest, # the dataset's manifest (its `identification` entry)
                         names: list, # name of each test identity (index = probe label)
                         train_counts=None, # training images of each test identity; None: unknown
                         subgroups=None, # subgroup label of each test identity (None entries: unknown)
                         notes=(), # what the bundle could not establish
                        ) -> dict:
     "What the identification evaluation needs to know about the test identities."
-    i = m["identification"]
+    i = m.identification
     return dict(identities=list(names), train_counts=None if train_counts is None else [int(n) for n in train_counts],
-                subgroups=None if subgroups is None else list(subgroups), subgroup_names=list(m.get("subgroups") or i.get("subgroups") or []),
-                many_threshold=i.get("many_threshold"),
-                protocol=i.get("protocol", "devkit"), ties=i.get("ties", "distractor"), stand_in=m.get("stand_in"),
+                subgroups=None if subgroups is None else list(subgroups), subgroup_names=list(m.subgroups or i.subgroups or []),
+                many_threshold=i.many_threshold, protocol=i.protocol, ties=i.ties, stand_in=m.stand_in,
                 notes=list(notes))
 
 # %% ../nbs/07_data.ipynb #56332f3a
 def stand_in_split(labels, # (N,) class of every pool image
-                   m: dict, # the stand-in's manifest
+                   m: Manifest, # the stand-in's manifest
                   ) -> dict: # splits (train, val, test = probes, open = distractors), identities, digest
     "Long-tailed train/val of the trained classes, probes of trained and zero-shot classes, distractors."
-    s, labels = m["split"], np.asarray(labels)
-    made = make_lt_split(labels, s["zero_shot_classes"] + s["distractor_classes"], m["counts"]["train"],
-                         s["val_per_class"], s["test_per_class"], s["seed"])
+    s, labels = m.split, np.asarray(labels)
+    made = make_lt_split(labels, s.zero_shot_classes + s.distractor_classes, m.counts.train,
+                         s.val_per_class, s.test_per_class, s.seed)
     train, val, (tidx, tlab) = (made["splits"][k] for k in ("train", "val", "test"))
-    rng, k = np.random.default_rng([s["seed"], 2]), len(made["class_order"])
-    zero = [rng.permutation(np.flatnonzero(labels == c))[:s["test_per_class"]] for c in s["zero_shot_classes"]]
+    rng, k = np.random.default_rng([s.seed, 2]), len(made["class_order"])
+    zero = [rng.permutation(np.flatnonzero(labels == c))[:s.test_per_class] for c in s.zero_shot_classes]
     probes = (np.concatenate([tidx, *zero]), np.concatenate([tlab, *[np.full(len(z), k + j) for j, z in enumerate(zero)]]))
-    dis = np.flatnonzero(np.isin(labels, s["distractor_classes"]))
+    dis = np.flatnonzero(np.isin(labels, s.distractor_classes))
     splits = dict(train=train, val=val, test=probes, open=(dis, np.full(len(dis), -1)))
     splits = {n: (np.asarray(i, dtype=np.int64), np.asarray(l, dtype=np.int64)) for n, (i, l) in splits.items()}
-    return dict(splits=splits, identities=[*made["class_order"], *s["zero_shot_classes"]], digest=split_digest(splits))
+    return dict(splits=splits, identities=[*made["class_order"], *s.zero_shot_classes], digest=split_digest(splits))
 
 # %% ../nbs/07_data.ipynb #a7537898
-def stand_in_pool(m: dict, data_root=None) -> tuple: # (images (N, 1, H, W), labels (N,), pixel scale, class names)
+def stand_in_pool(m: Manifest, data_root=None) -> tuple: # (images (N, 1, H, W), labels (N,), pixel scale, class names)
     "The image pool of a stand-in: scikit-learn's digits, or all Fashion-MNIST images."
-    if m["source"]["pool"] == "sklearn_digits":
+    if m.source.pool == "sklearn_digits":
         from sklearn.datasets import load_digits
         d = load_digits()
         return torch.tensor(d.images, dtype=torch.float32).unsqueeze(1), d.target, 16.0, [str(c) for c in range(10)]
-    a = load_fashion_mnist(data_root or m["source"].get("default_dir"))
+    a = load_fashion_mnist(data_root or m.source.default_dir)
     images = np.concatenate([a["train_images"], a["test_images"]])
-    return torch.from_numpy(images).unsqueeze(1), np.concatenate([a["train_labels"], a["test_labels"]]), 255.0, m["source"]["class_names"]
+    return torch.from_numpy(images).unsqueeze(1), np.concatenate([a["train_labels"], a["test_labels"]]), 255.0, m.source.class_names
 
-def build_identification_stand_in(m: dict, data_root=None) -> DataBundle:
+def build_identification_stand_in(m: Manifest, data_root=None) -> DataBundle:
     "DataBundle of an identification stand-in (digits_lt_id, fashion_mnist_lt_id)."
     images, labels, scale, class_names = stand_in_pool(m, data_root)
     made = stand_in_split(labels, m)
     sets = {k: ArrayDataset(images[idx], lab, scale=scale) for k, (idx, lab) in made["splits"].items()}
-    ids, k = made["identities"], m["num_classes"]
-    sub = {c: name for name, classes in m["identification"]["subgroups"].items() for c in classes}
-    bundle = _bundle(m["name"], m, sets, made["splits"]["train"][1], [class_names[c] for c in ids[:k]], made["digest"],
+    ids, k = made["identities"], m.num_classes
+    sub = {c: name for name, classes in m.identification.subgroups.items() for c in classes}
+    bundle = _bundle(m.name, m, sets, made["splits"]["train"][1], [class_names[c] for c in ids[:k]], made["digest"],
                      in_channels=1, image_size=images.shape[-1])
     counts = [*bundle.train_counts.tolist(), *[0] * (len(ids) - k)]
     return replace(bundle, identification=identification_info(m, [class_names[c] for c in ids], counts, [sub.get(c) for c in ids]))
@@ -390,7 +389,7 @@ def face_test_counts(map_file: Path, persons: list, names: list, counts) -> tupl
     return [by_name.get(mapped.get(p), 0) for p in persons], notes
 
 # %% ../nbs/07_data.ipynb #144b639d
-def build_face_lists(m: dict, # the ms1m_lt manifest
+def build_face_lists(m: Manifest, # the ms1m_lt manifest
                      data_root=None, # folder the list paths are relative to (ms1m/, facescrub/, megaface/)
                      split_dir=None, # folder of the list files; None: data_root
                      skip_bad: bool = False, # skip unreadable images, counting them
@@ -398,21 +397,21 @@ def build_face_lists(m: dict, # the ms1m_lt manifest
                     ) -> DataBundle:
     "DataBundle of MS1M-LT (training identities) with the MegaFace probes and distractors."
     if data_root is None: raise ValueError(root_required(m))
-    d, t = Path(split_dir or data_root), m["test"]
-    names, counts = zip(*read_table(d / m["identities_file"], 2))
-    persons, subgroups = zip(*read_table(d / t["identities_file"], 2))
-    tr, te = (transform_preset(m["transforms"], train) for train in (True, False))
-    lists = {k: ImageListDataset(d / m["splits"][k]["file"], data_root, len(names), te, skip_bad) for k in ("train", "val")}
-    lists["test"] = ImageListDataset(d / t["probes"], data_root, len(persons), te, skip_bad)
-    lists["open"] = ImageListDataset(d / t["distractors"], data_root, 0, te, skip_bad, allow_open=True)
+    d, t = Path(split_dir or data_root), m.test
+    names, counts = zip(*read_table(d / m.identities_file, 2))
+    persons, subgroups = zip(*read_table(d / t.identities_file, 2))
+    tr, te = (transform_preset(m.transforms, train) for train in (True, False))
+    lists = {k: ImageListDataset(d / m.splits[k].file, data_root, len(names), te, skip_bad) for k in ("train", "val")}
+    lists["test"] = ImageListDataset(d / t.probes, data_root, len(persons), te, skip_bad)
+    lists["open"] = ImageListDataset(d / t.distractors, data_root, 0, te, skip_bad, allow_open=True)
     train = lists["train"]
     train_counts = np.bincount(train.labels, minlength=len(names))
-    person_counts, notes = face_test_counts(d / t["identity_map"], list(persons), list(names), train_counts)
+    person_counts, notes = face_test_counts(d / t.identity_map, list(persons), list(names), train_counts)
     info = identification_info(m, persons, person_counts, [None if s == "-" else s for s in subgroups], notes)
-    return DataBundle(name=m["name"], train=train.with_transform(tr), val=lists["val"], test=lists["test"], open=lists["open"],
+    return DataBundle(name=m.name, train=train.with_transform(tr), val=lists["val"], test=lists["test"], open=lists["open"],
                       train_eval=train, num_classes=len(names), train_labels=train.labels, train_counts=train_counts,
-                      in_channels=3, image_size=size or m["transforms"]["size"], many_threshold=m["thresholds"]["many"],
-                      few_threshold=m["thresholds"]["few"], class_names=list(names), manifest=m,
+                      in_channels=3, image_size=size or m.transforms["size"], many_threshold=m.thresholds.many,
+                      few_threshold=m.thresholds.few, class_names=list(names), manifest=m,
                       split_digest=hashlib.sha256("".join(content_digest(s.entries) for s in lists.values()).encode()).hexdigest(),
                       skipped={k: s.skipped for k, s in lists.items() if s.skipped}, identification=info)
 
@@ -428,7 +427,7 @@ def build_data(
 ) -> DataBundle:
     "Build the train/val/test/open sets of dataset `name`."
     m = load_manifest(name)
-    kind = m["source"]["kind"]
+    kind = m.source.kind
     if kind == "sklearn_digits":
         sets, labels, names, digest = build_digits_lt(m)
         return _bundle(name, m, sets, labels, names, digest, in_channels=1, image_size=8)

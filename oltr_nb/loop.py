@@ -204,7 +204,7 @@ def epoch_line(cfg: ExperimentConfig, row: dict) -> str: # an epoch's log row
 def train_stage(cfg: ExperimentConfig, data=None, until_epoch: Optional[int] = None, progress=True) -> dict:
     "Train one stage (or fit a post-hoc one) in its folder, which it owns meanwhile; resume from its latest checkpoint if `cfg.resume`."
     check_choice("progress", progress, PROGRESS_MODES)
-    if method_row(cfg.method).posthoc and load_manifest(cfg.dataset).get("task") == "identification":
+    if method_row(cfg.method).posthoc and load_manifest(cfg.dataset).task == "identification":
         raise InputError(f"method={cfg.method!r} fits a classifier after training; {cfg.dataset} is tested by identification, "
                          "where only the embedding counts: train plain, range or oltr")
     if data is None: check_inputs([cfg])

@@ -40,7 +40,7 @@ def disc_centroids_terms(features:torch.Tensor, # (B, D) features (the direct fe
                          margin:float=10.0, # m: the repel term is clamp(m - mean squared distance to other centroids, 0, repel_cap)
                          centroid_grad:str="official", # "official": custom centroid step; "autograd": plain gradient
                          repel_cap:float=1e6, # upper clamp of the repel term (official value)
-                         grad_scale:float=1.0, # multiplies the official centroid step (the fp16 loss scale, see below)
+                         grad_scale:float=1.0, # multiplies the official centroid step: the fp16 loss scale, which that step, ignoring the upstream gradient, would miss
                         )->tuple: # (attract, repel) scalars
     "The attract and repel terms of the discriminative centroid loss."
     batch_size, num_classes = features.shape[0], centroids.shape[0]

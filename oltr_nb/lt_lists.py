@@ -16,17 +16,16 @@ import numpy as np
 import yaml
 
 from .core import InputError, check_choice, check_number
-from .metrics import SHOT_RULES
+from .metrics import SHOT_GROUPS, SHOT_RULES
 from .data import FASHION_FILES, build_digits_lt, build_fashion_mnist_lt, fashion_splits, find_idx, read_idx
-from .manifests import (DATASETS, FAMILIES, MANIFEST_DIR, PROFILES, exp_profile, load_family, load_manifest, member_manifest,
-                               member_name, group_sizes, pareto_profile)
+from .manifests import (DATASETS, FAMILIES, MANIFEST_DIR, PROFILES, Manifest, exp_profile, load_family, load_manifest,
+                               member_manifest, member_name, group_sizes, pareto_profile, read_yaml)
 from .preflight import empty_class_problem, listed_file, overlap_problems
 from .split_files import content_digest, file_sha256, parse_split, read_split, split_stats, image_problem
 
 # %% auto #0
-__all__ = ['MANIFEST_KEYS', 'SPLIT_FIELDS', 'check_profile', 'make_lt_list', 'manifest_entry', 'make_lt', 'family_of',
-           'make_member', 'check_manifest', 'read_manifest', 'seeded_sample', 'verify', 'prepare_fashion_mnist_lt',
-           'stats']
+__all__ = ['VERIFY_KEYS', 'check_profile', 'make_lt_list', 'manifest_entry', 'make_lt', 'family_of', 'make_member',
+           'verify_manifest', 'read_manifest', 'seeded_sample', 'verify', 'prepare_fashion_mnist_lt', 'stats']
 
 # %% ../nbs/09_lt_lists.ipynb #770891c6
 def check_profile(
@@ -75,7 +74,7 @@ def make_lt_list(
 # %% ../nbs/09_lt_lists.ipynb #60472979
 def _groups(counts, many, few):
     g = {r: group_sizes(counts, many, few, r) for r in SHOT_RULES}
-    return {r: dict(zip(("many", "medium", "few"), v)) for r, v in g.items()}
+    return {r: dict(zip(SHOT_GROUPS, v)) for r, v in g.items()}
 
 def manifest_entry(path: str | Path, many: int = 100, few: int = 20, **extra) -> dict:
     "Manifest entry of a split file: lines, class statistics, shot groups and digests."
@@ -108,13 +107,13 @@ def make_lt(
 # %% ../nbs/09_lt_lists.ipynb #eb4721a1
 def family_of(base: str, manifest_dir=None) -> str:
     "The family whose members are long-tailed versions of dataset `base`."
-    fams = {load_family(f, manifest_dir)["family"]["base"]: f for f in FAMILIES}
+    fams = {load_family(f, manifest_dir).base: f for f in FAMILIES}
     check_choice("dataset with a family", base, fams)
     return fams[base]
 
-def _member_train(m: dict, source=None):
+def _member_train(m: Manifest, source=None):
     "(split digest, training images) of the split manifest `m` describes."
-    if m["source"]["kind"] == "idx":
+    if m.source.kind == "idx":
         b = build_fashion_mnist_lt(m, source)
         return b.split_digest, b.train
     sets, _, _, digest = build_digits_lt(m)
@@ -129,9 +128,9 @@ def make_member(
 ) -> dict:
     "Record the member of `base`'s family with shape `alpha`: its manifest entry, written to `<member>.yaml`."
     family = family_of(base, manifest_dir)
-    prof = load_family(family, manifest_dir)["family"]["profile"]
-    C = load_manifest(base, manifest_dir)["num_classes"]
-    counts = sorted(pareto_profile(C, prof["n_max"], alpha, prof["n_min"], draw=prof["draw"]), reverse=True)
+    prof = load_family(family, manifest_dir).profile
+    C = load_manifest(base, manifest_dir).num_classes
+    counts = sorted(pareto_profile(C, prof.n_max, alpha, prof.n_min, draw=prof.draw), reverse=True)
     entry = dict(member_of=family, name=member_name(family, alpha), alpha=alpha, counts=dict(train=counts, train_total=sum(counts)))
     digest, train = _member_train(member_manifest(entry, manifest_dir), source)
     px = train.images.double().numpy() / train.scale
@@ -168,49 +167,22 @@ def _check_split(path: Path, spec: dict, num_classes: int):
     else: notes.append(f"{path.name}: no known digest to compare (sha256 {sha[:12]}...); checked by counts only")
     return entries, problems, notes
 
-# %% ../nbs/09_lt_lists.ipynb #1143b314
-MANIFEST_KEYS = ("splits", "num_classes", "thresholds")  # what verify reads of a manifest
-SPLIT_FIELDS = {"file": (str, "file name"), "lines": (int, "whole number"), "label": (int, "whole number"),
-                "num_classes": (int, "whole number"), "max_per_class": (int, "whole number"), "min_per_class": (int, "whole number"),
-                "median_per_class": ((int, float), "number"), "per_class": (int, "whole number"), "groups": (dict, "mapping"),
-                "sha256": (dict, "mapping"), "content_digest": (str, "hex digest")}  # what verify reads of a split's entry
-
-def _check_split_specs(splits, where: str):
-    "InputError naming `where` when `splits` maps no split, or a split's entry lacks its file or holds a value of the wrong type."
-    if not isinstance(splits, dict) or not splits: raise InputError(f"{where}: splits must map each split's name to its entry (file: ...)")
-    for name, spec in splits.items():
-        if not isinstance(spec, dict) or "file" not in spec: raise InputError(f"{where}: splits.{name} needs a file (the split file's name)")
-        for k, (kind, desc) in SPLIT_FIELDS.items():
-            if spec.get(k) is not None and not isinstance(spec[k], kind):
-                raise InputError(f"{where}: splits.{name}.{k} must be a {desc}, found {spec[k]!r}")
-
 # %% ../nbs/09_lt_lists.ipynb #6e11049d
-def check_manifest(m, # a loaded manifest
-                   where: str, # its file, or whose manifest it is, for the messages
-                  ) -> dict:
-    "`m` when it has the shape `verify` reads; else InputError naming `where` and what is wrong."
-    if not isinstance(m, dict):
-        raise InputError(f"{where}: not a manifest: expected a mapping with {', '.join(MANIFEST_KEYS)}, found a {type(m).__name__}")
-    if "splits" not in m: raise InputError(f"{where}: no 'splits' key, so no split files to verify")
-    missing = [k for k in MANIFEST_KEYS if k not in m]
-    if missing: raise InputError(f"{where}: no {' or '.join(missing)} key; verify needs {', '.join(MANIFEST_KEYS)}")
-    if m["num_classes"] is not None: check_number(f"{where}: num_classes", m["num_classes"], 1, integer=True)
-    t = m["thresholds"]
-    if not isinstance(t, dict) or not {"many", "few"} <= set(t): raise InputError(f"{where}: thresholds must be a mapping with many and few")
-    for k in ("many", "few"):
-        if t[k] is not None: check_number(f"{where}: thresholds.{k}", t[k], 0, integer=True)
-    _check_split_specs(m["splits"], where)
-    return m
+VERIFY_KEYS = ("splits", "num_classes", "thresholds")  # what verify reads of a manifest
+
+def verify_manifest(manifest, # a Manifest, or a mapping as its YAML holds it
+                    where: str, # its file, or whose manifest it is, for the messages
+                   ) -> Manifest:
+    "`manifest` as the Manifest `verify` reads (split files, classes, thresholds); else InputError naming `where` and what is wrong."
+    lacks = manifest.splits is None if isinstance(manifest, Manifest) else isinstance(manifest, dict) and "splits" not in manifest
+    if lacks: raise InputError(f"{where}: no 'splits' key, so no split files to verify")
+    return manifest if isinstance(manifest, Manifest) else Manifest.from_dict(manifest, where, VERIFY_KEYS, "verify")
 
 # %% ../nbs/09_lt_lists.ipynb #cf742ee6
-def read_manifest(path) -> dict:
-    "The manifest in YAML file `path`, checked by `check_manifest`; InputError naming the file (and line) when it is not one."
+def read_manifest(path) -> Manifest:
+    "The manifest in YAML file `path`, as `verify` reads it; InputError naming the file (and line) when it is not one."
     if not Path(path).is_file(): raise InputError(f"--manifest {path}: no such file")
-    try: m = yaml.safe_load(Path(path).read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        mark = getattr(err, "problem_mark", None)
-        raise InputError(f"{path}{f':{mark.line + 1}' if mark else ''}: not valid YAML: {getattr(err, 'problem', None) or err}") from None
-    return check_manifest(m, str(path))
+    return verify_manifest(read_yaml(path), str(path))
 
 # %% ../nbs/09_lt_lists.ipynb #29fe3dda
 def seeded_sample(items: list, sample: int | None, seed: int) -> list:
@@ -235,20 +207,19 @@ def verify(
     sample: int | None = None, # check this many images per split (seeded); None = all
     seed: int = 0, # seed of the sample
     progress: bool = False, # progress bar on stderr
-    manifest: dict | str | Path | None = None, # manifest to check against, loaded or its YAML file; default load_manifest(name)
+    manifest: Manifest | dict | str | Path | None = None, # loaded, as its YAML holds it, or its file; default load_manifest(name)
     decode: bool = True, # decode every checked image (False: only what a run checks before it starts)
 ) -> dict:
     "Problems (with file and line) and notes of a user's copy of dataset `name`."
     if isinstance(manifest, (str, Path)): m = read_manifest(manifest)
-    else: m = check_manifest(load_manifest(name) if manifest is None else manifest, f"the manifest of {name}")
+    else: m = verify_manifest(load_manifest(name) if manifest is None else manifest, f"the manifest of {name}")
     problems, notes, parsed = [], [], {}
-    for split, spec in m["splits"].items():
-        path = Path(splits) / spec["file"]
+    for split, spec in m.splits.items():
+        path = Path(splits) / spec.file
         if not path.exists(): problems.append(f"{path}: split file not found"); continue
-        spec = {**spec, "many": m["thresholds"]["many"], "few": m["thresholds"]["few"]}
-        entries, p, n = _check_split(path, spec, m["num_classes"])
+        entries, p, n = _check_split(path, {**spec.entry, "many": m.thresholds.many, "few": m.thresholds.few}, m.num_classes)
         problems += p; notes += n; parsed[split] = (path, entries)
-        if split == "train" and m["num_classes"] and (empty := empty_class_problem(path, entries, m["num_classes"])):
+        if split == "train" and m.num_classes and (empty := empty_class_problem(path, entries, m.num_classes)):
             problems.append(empty)
         if images is not None: problems += _image_problems(images, path, entries, sample, seed, progress, decode, split)
     problems += overlap_problems(parsed, **({} if images is None else dict(image_key=listed_file(images))))  # repeats and leaks
@@ -258,17 +229,17 @@ def verify(
 def prepare_fashion_mnist_lt(source=None, out=None) -> dict:
     "Check the Fashion-MNIST IDX files and the fashion_mnist_lt split against the manifest."
     m = load_manifest("fashion_mnist_lt")
-    source = Path(source or m["source"]["default_dir"])
+    source = Path(source or m.source.default_dir)
     problems, arrays = [], {}
     for k, stem in FASHION_FILES.items():
         p = find_idx(source, stem)
         raw = gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()
-        if hashlib.sha256(raw).hexdigest() != m["source"]["idx_sha256"][stem]: problems.append(f"{p}: sha256 differs from the manifest's")
+        if hashlib.sha256(raw).hexdigest() != m.source.idx_sha256[stem]: problems.append(f"{p}: sha256 differs from the manifest's")
         arrays[k] = read_idx(p)
     made = fashion_splits(m, arrays["train_labels"], arrays["test_labels"])
     counts = np.bincount(made["splits"]["train"][1]).tolist()
-    if counts != m["counts"]["train"]: problems.append(f"train counts {counts}, manifest says {m['counts']['train']}")
-    if made["digest"] != m["split"]["digest"]: problems.append(f"split digest {made['digest']} differs from the manifest's")
+    if counts != m.counts.train: problems.append(f"train counts {counts}, manifest says {m.counts.train}")
+    if made["digest"] != m.split.digest: problems.append(f"split digest {made['digest']} differs from the manifest's")
     if out:
         Path(out).mkdir(parents=True, exist_ok=True)
         src = {"train": "train-images-idx3-ubyte", "val": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte", "open": "t10k-images-idx3-ubyte"}
@@ -288,9 +259,9 @@ def stats(target: str, # a split file, or a dataset name
     if Path(target).is_file(): return split_stats(target, many, few, rule)
     if target not in DATASETS: raise InputError(f"split file not found: {target} (and no dataset has that name)")
     m = load_manifest(target)
-    if "splits" not in m: raise InputError(f"{target} has no split files (its images come from {m['source']['kind']!r} sources)")
+    if m.splits is None: raise InputError(f"{target} has no split files (its images come from {m.source.kind!r} sources)")
     if splits is None: raise InputError(f"{target} is a dataset: give the folder of its split files with --splits, "
                                         "or one split file instead of its name")
-    t = m["thresholds"]
-    many, few = (many if t["many"] is None else t["many"]), (few if t["few"] is None else t["few"])  # unknown (ms1m_lt): the given ones
-    return {k: split_stats(Path(splits) / spec["file"], many, few, rule) for k, spec in m["splits"].items()}
+    t = m.thresholds
+    many, few = (many if t.many is None else t.many), (few if t.few is None else t.few)  # unknown (ms1m_lt): the given ones
+    return {k: split_stats(Path(splits) / spec.file, many, few, rule) for k, spec in m.splits.items()}

@@ -5,19 +5,22 @@
 # %% ../nbs/04_manifests.ipynb #872054d7
 from __future__ import annotations
 
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import yaml
 
 import oltr_nb
-from .core import check_choice
+from .core import InputError, check_choice, check_number
 from .metrics import SHOT_GROUPS, shot_groups
 
 # %% auto #0
-__all__ = ['PACKAGE_DIR', 'MANIFEST_DIR', 'FAMILIES', 'FIXED_DATASETS', 'DATASETS', 'PROFILES', 'PARETO_DRAWS', 'family_members',
-           'fixed_datasets', 'load_manifest', 'load_family', 'member_name', 'member_manifest', 'base_dataset',
-           'exp_profile', 'pareto_profile', 'group_sizes']
+__all__ = ['PACKAGE_DIR', 'MANIFEST_DIR', 'FAMILIES', 'FIXED_DATASETS', 'DATASETS', 'MANIFEST_KEYS', 'SPLIT_FIELDS',
+           'MEMBER_KEYS', 'PROFILES', 'PARETO_DRAWS', 'family_members', 'fixed_datasets', 'Thresholds', 'Source',
+           'SplitSpec', 'Profile', 'SplitSettings', 'Counts', 'Identification', 'FaceTest', 'check_manifest',
+           'read_yaml', 'Manifest', 'load_manifest', 'Family', 'load_family', 'member_name', 'member_manifest',
+           'base_dataset', 'exp_profile', 'pareto_profile', 'group_sizes']
 
 # %% ../nbs/04_manifests.ipynb #fdba5c72
 PACKAGE_DIR = Path(oltr_nb.__file__).resolve().parent
@@ -39,23 +42,213 @@ def fixed_datasets(manifest_dir: Path | str | None = None) -> tuple:
 FIXED_DATASETS = fixed_datasets()  # every dataset that is not a family member
 DATASETS = FIXED_DATASETS + family_members()
 
+# %% ../nbs/04_manifests.ipynb #94a152b6
+@dataclass(frozen=True)
+class Thresholds:
+    "Shot thresholds: many-shot above `many` training images, few-shot below `few` (the paper's rule); None where unknown."
+    many: int | None = None
+    few: int | None = None
+
+@dataclass(frozen=True)
+class Source:
+    "Where a dataset's images come from: `kind` picks the builder; the rest is what builders, checks and hints read."
+    kind: str # sklearn_digits, idx, cifar, image_folder, identification_stand_in or face_lists
+    default_dir: str | None = None # folder read when a run names no data_root (Fashion-MNIST's Debian package)
+    pool: str | None = None # an identification stand-in's image pool: sklearn_digits or fashion_mnist
+    class_names: list | None = None # name of each original class
+    layouts: list = field(default_factory=list) # the folder layouts a user's copy may have
+    images: str | int | None = None # what the images are, or how many
+    split_files: str | None = None # where the split files come from
+    archives: list = field(default_factory=list) # the archives the images come in
+    idx_sha256: dict = field(default_factory=dict) # sha256 of each decompressed IDX file (checked by 09_lt_lists's prepare)
+    parent: dict | None = None # facts of the dataset the lists are drawn from (10_sun_lt checks a SUN-397 copy against them)
+
+# %% ../nbs/04_manifests.ipynb #23821b69
+@dataclass(frozen=True)
+class SplitSpec:
+    "One split file's entry: the file's name, its open-set label, and the entry as recorded (what `verify` checks of the file)."
+    file: str # the split file's name, in split_dir
+    label: int | None = None # -1: every line is an open-set image
+    entry: dict = field(default_factory=dict) # lines, class counts, shot groups and digests, as recorded
+
+@dataclass(frozen=True)
+class Profile:
+    "A long-tail profile (see below): its kind and the values it fixes; None for a value it leaves to the code's default."
+    kind: str # pareto or exp
+    n_max: int | None = None # the largest class
+    n_min: int | None = None # the smallest class
+    rho: float | None = None # exp: the imbalance ratio
+    alpha: float | None = None # pareto: the shape
+    seed: int | None = None # pareto: the seed of the draw
+    draw: str | None = None # pareto: random or quantiles
+    def settings(self) -> dict:
+        "The values the profile fixes, by name, its kind aside."
+        return {k: v for k, v in asdict(self).items() if k != "kind" and v is not None}
+
+# %% ../nbs/04_manifests.ipynb #ba95d0da
+@dataclass(frozen=True)
+class SplitSettings:
+    "How an embedded dataset's split is made (the manifest's `split`): its seed, held-out classes, sizes, profile and digest."
+    seed: int | None = None # the split's own seed (never the run's)
+    open_classes: list | None = None # original classes whose images are the open set
+    known_classes: list | None = None # original class of each label
+    zero_shot_classes: list | None = None # identification stand-ins: classes photographed but never trained
+    distractor_classes: list | None = None # identification stand-ins: classes whose every image is a distractor
+    val_per_class: int | None = None # val images per known class
+    test_per_class: int | None = None # test images per known class
+    profile: Profile | None = None # the long tail of the training split
+    digest: str | None = None # split_digest of the split as made
+    partition: int | None = None # sun_lt: the SUN-397 partition whose test list is the test set
+
+@dataclass(frozen=True)
+class Counts:
+    "Recorded image counts: the training split's per class (label order) and in all, and the sizes of the other splits."
+    train: list | None = None
+    train_total: int | None = None
+    val: int | None = None
+    test: int | None = None
+    open: int | None = None
+
+# %% ../nbs/04_manifests.ipynb #1a854388
+@dataclass(frozen=True)
+class Identification:
+    "How an identification dataset is tested: its many/few boundary (None: unknown), protocol, tie rule and stand-in subgroups."
+    many_threshold: int | None = None
+    protocol: str = "devkit"
+    ties: str = "distractor"
+    subgroups: dict = field(default_factory=dict) # a stand-in's subgroup name -> its original classes
+
+@dataclass(frozen=True)
+class FaceTest:
+    "MS1M-LT's test lists (its `test`): the probe identities, probes, distractors and the optional person -> identity map."
+    identities_file: str | None = None
+    probes: str | None = None
+    distractors: str | None = None
+    identity_map: str | None = None
+
+# %% ../nbs/04_manifests.ipynb #e168cb85
+MANIFEST_KEYS = ("name", "num_classes", "source", "thresholds", "transforms")  # what every dataset's manifest records
+SPLIT_FIELDS = {"file": (str, "file name"), "lines": (int, "whole number"), "label": (int, "whole number"),
+                "num_classes": (int, "whole number"), "max_per_class": (int, "whole number"), "min_per_class": (int, "whole number"),
+                "median_per_class": ((int, float), "number"), "per_class": (int, "whole number"), "groups": (dict, "mapping"),
+                "sha256": (dict, "mapping"), "content_digest": (str, "hex digest")}  # what verify reads of a split's entry
+
+def _check_split_specs(splits, where: str):
+    "InputError naming `where` when `splits` maps no split, or a split's entry lacks its file or holds a value of the wrong type."
+    if not isinstance(splits, dict) or not splits: raise InputError(f"{where}: splits must map each split's name to its entry (file: ...)")
+    for name, spec in splits.items():
+        if not isinstance(spec, dict) or "file" not in spec: raise InputError(f"{where}: splits.{name} needs a file (the split file's name)")
+        for k, (kind, desc) in SPLIT_FIELDS.items():
+            if spec.get(k) is not None and not isinstance(spec[k], kind):
+                raise InputError(f"{where}: splits.{name}.{k} must be a {desc}, found {spec[k]!r}")
+
+# %% ../nbs/04_manifests.ipynb #69b01c25
+def check_manifest(raw, # a manifest as its YAML holds it
+                   where: str, # its file, or whose manifest it is, for the messages
+                   needs: tuple = MANIFEST_KEYS, # the keys its reader needs
+                   reader: str = "a dataset's manifest", # who needs them, for the message
+                  ) -> dict:
+    "`raw` when it is a mapping with the keys `needs` and the values the package reads have their shape; else InputError naming `where`."
+    if not isinstance(raw, dict):
+        raise InputError(f"{where}: not a manifest: expected a mapping with {', '.join(needs)}, found a {type(raw).__name__}")
+    missing = [k for k in needs if k not in raw]
+    if missing: raise InputError(f"{where}: no {' or '.join(missing)} key; {reader} needs {', '.join(needs)}")
+    if raw.get("num_classes") is not None: check_number(f"{where}: num_classes", raw["num_classes"], 1, integer=True)
+    t = raw.get("thresholds", {"many": None, "few": None})
+    if not isinstance(t, dict) or not {"many", "few"} <= set(t): raise InputError(f"{where}: thresholds must be a mapping with many and few")
+    for k in ("many", "few"):
+        if t[k] is not None: check_number(f"{where}: thresholds.{k}", t[k], 0, integer=True)
+    if "source" in needs and not (isinstance(raw["source"], dict) and "kind" in raw["source"]):
+        raise InputError(f"{where}: source must be a mapping with a kind (the builder of its images)")
+    if "splits" in raw: _check_split_specs(raw["splits"], where)
+    return raw
+
+def read_yaml(path) -> object:
+    "What YAML file `path` holds; InputError naming the file (and line) when it is not valid YAML."
+    try: return yaml.safe_load(Path(path).read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        mark = getattr(err, "problem_mark", None)
+        raise InputError(f"{path}{f':{mark.line + 1}' if mark else ''}: not valid YAML: {getattr(err, 'problem', None) or err}") from None
+
+# %% ../nbs/04_manifests.ipynb #10268cf3
+def _pick(cls, d: dict, **parsed):
+    "Dataclass `cls` from mapping `d`: each field's value where `d` holds one, else its default; the fields in `parsed` as given."
+    return cls(**{**{f.name: d[f.name] for f in fields(cls) if f.name in d}, **parsed})
+
+def _section(cls, raw: dict, key: str, **parsed):
+    "Section `key` of `raw` as a `cls`; None when `raw` holds no mapping there with the fields `cls` requires."
+    d, required = raw.get(key), {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
+    return _pick(cls, d, **parsed) if isinstance(d, dict) and required <= set(d) else None
+
+# %% ../nbs/04_manifests.ipynb #0fad11af
+@dataclass(frozen=True)
+class Manifest:
+    "A dataset's manifest: what the package reads of it, typed, and the whole mapping as its YAML holds it (`raw`)."
+    name: str | None = None # the dataset's name
+    title: str | None = None
+    num_classes: int | None = None # known classes; None where unknown (ms1m_lt)
+    source: Source | None = None
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    transforms: dict = field(default_factory=dict) # the transform preset and its settings (03_images's transform_preset)
+    splits: dict | None = None # split name -> SplitSpec; None: no split files
+    split: SplitSettings = field(default_factory=SplitSettings)
+    counts: Counts = field(default_factory=Counts)
+    task: str | None = None # "identification": tested by identification (02_identification), not by classification
+    identification: Identification | None = None
+    subgroups: list | None = None # ms1m_lt: the subgroups of the test persons
+    stand_in: str | None = None # a stand-in's words that say so, repeated by every output of its runs
+    identities_file: str | None = None # ms1m_lt: the list of training identities
+    test: FaceTest | None = None # ms1m_lt: the identification test's lists
+    base: str | None = None # a family member's base dataset
+    raw: dict = field(default_factory=dict, repr=False) # the mapping as its YAML holds it
+
+    @classmethod
+    def from_dict(cls, raw, where: str, needs: tuple = MANIFEST_KEYS, reader: str = "a dataset's manifest") -> Manifest:
+        "The manifest in mapping `raw`, checked by `check_manifest` (`where`: its file, for the messages)."
+        check_manifest(raw, where, needs, reader)
+        s = raw["split"] if isinstance(raw.get("split"), dict) else {}
+        splits = None if "splits" not in raw else {k: _pick(SplitSpec, v, entry=v) for k, v in raw["splits"].items()}
+        return _pick(cls, raw, raw=raw, source=_section(Source, raw, "source"), thresholds=_pick(Thresholds, raw.get("thresholds", {})),
+                     splits=splits, split=_pick(SplitSettings, s, profile=_section(Profile, s, "profile")),
+                     counts=_section(Counts, raw, "counts") or Counts(), identification=_section(Identification, raw, "identification"),
+                     test=_section(FaceTest, raw, "test"))
+
+    def updated(self, **entries) -> Manifest:
+        "This manifest with the top-level `entries` replaced (as the YAML would hold them), read again: `raw` stays the fields' own."
+        return Manifest.from_dict({**self.raw, **entries}, f"the manifest of {self.name}")
+
 # %% ../nbs/04_manifests.ipynb #bc003418
+MEMBER_KEYS = ("member_of", "name", "alpha")  # what a family member's own manifest records (the rest is its base's)
+
 def load_manifest(
     name: str, # one of `DATASETS`
     manifest_dir: Path | str | None = None, # folder of `<name>.yaml`; default `MANIFEST_DIR`
-) -> dict:
+) -> Manifest:
     "Read the manifest of dataset `name` (a family member's: composed with its family's and its base's)."
     check_choice("dataset", name, FIXED_DATASETS + family_members(manifest_dir))
     path = Path(manifest_dir or MANIFEST_DIR) / f"{name}.yaml"
     if not path.exists(): raise FileNotFoundError(f"manifest for {name!r} not found: {path}")
-    m = yaml.safe_load(path.read_text())
-    return member_manifest(m, manifest_dir) if "member_of" in m else m
+    raw = read_yaml(path)
+    if isinstance(raw, dict) and "member_of" in raw:
+        return member_manifest(check_manifest(raw, str(path), MEMBER_KEYS, "a family member's manifest"), manifest_dir, str(path))
+    return Manifest.from_dict(raw, str(path))
 
 # %% ../nbs/04_manifests.ipynb #426377ab
-def load_family(family: str, manifest_dir: Path | str | None = None) -> dict:
+@dataclass(frozen=True)
+class Family:
+    "What a family's members share (`<family>.yaml`): the base dataset and the fixed values of their profile."
+    name: str
+    title: str
+    base: str # the dataset whose images, val, test, open set, thresholds and transforms the members keep
+    profile: Profile # the members' profile, alpha aside
+    raw: dict = field(default_factory=dict, repr=False) # the mapping as its YAML holds it
+
+def load_family(family: str, manifest_dir: Path | str | None = None) -> Family:
     "The facts a family's members share (`<family>.yaml`)."
     check_choice("family", family, FAMILIES)
-    return yaml.safe_load((Path(manifest_dir or MANIFEST_DIR) / f"{family}.yaml").read_text())
+    path = Path(manifest_dir or MANIFEST_DIR) / f"{family}.yaml"
+    raw = check_manifest(read_yaml(path), str(path), ("name", "title", "family"), "a family's manifest")
+    return Family(raw["name"], raw["title"], raw["family"]["base"], _pick(Profile, raw["family"]["profile"]), raw)
 
 def member_name(family: str, alpha: float) -> str:
     "Dataset name of the member of `family` with Pareto shape `alpha`: the family's name, then alpha as `{:g}` writes it."
@@ -63,21 +256,26 @@ def member_name(family: str, alpha: float) -> str:
     if not alpha > 0: raise ValueError(f"alpha must be > 0, got {alpha}")
     return f"{family}{alpha:g}"
 
+# %% ../nbs/04_manifests.ipynb #d4d81ee7
 def _merge(base: dict, top: dict) -> dict:
     "`base` with `top` laid over it, nested dicts merged key by key."
     return {**base, **{k: _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v for k, v in top.items()}}
 
-def member_manifest(entry: dict, manifest_dir: Path | str | None = None) -> dict:
+def member_manifest(entry: dict, # a member's own manifest, as its YAML holds it
+                    manifest_dir: Path | str | None = None, # where the family's and the base's manifests are
+                    where: str | None = None, # the member's file, for the messages
+                   ) -> Manifest:
     "A member's full manifest: its base's, the family's profile with the member's alpha, then the member's own facts."
     fam = load_family(entry["member_of"], manifest_dir)
-    base = load_manifest(fam["family"]["base"], manifest_dir)
-    m = _merge(base, {k: v for k, v in entry.items() if k not in ("member_of", "alpha")})
-    m["split"] = {**m["split"], "profile": {**fam["family"]["profile"], "alpha": entry["alpha"]}}
-    return {**m, "title": f"{entry['name']}: {fam['title']}, alpha = {entry['alpha']:g}", "base": base["name"]}
+    base = load_manifest(fam.base, manifest_dir)
+    merged = _merge(base.raw, {k: v for k, v in entry.items() if k not in ("member_of", "alpha")})
+    merged["split"] = {**merged["split"], "profile": {**fam.raw["family"]["profile"], "alpha": entry["alpha"]}}
+    title = f"{entry['name']}: {fam.title}, alpha = {entry['alpha']:g}"
+    return Manifest.from_dict({**merged, "title": title, "base": base.name}, where or f"the manifest of {entry['name']}")
 
 def base_dataset(name: str) -> str:
     "The dataset whose images and presets `name` uses: its base for a family member, else itself."
-    return load_manifest(name).get("base", name)
+    return load_manifest(name).base or name
 
 # %% ../nbs/04_manifests.ipynb #ccd9d9f2
 def exp_profile(

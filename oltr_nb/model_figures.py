@@ -34,12 +34,12 @@ def open_source_classes(dataset: str, # dataset name
                        ): # (N_open,) original class of each open image, in the saved order, or None
     "The original class of every open image of an embedded dataset (None when the dataset does not record it)."
     m = load_manifest(dataset)
-    kind, open_classes = m["source"]["kind"], m.get("split", {}).get("open_classes")
+    kind, open_classes = m.source.kind, m.split.open_classes
     if kind == "sklearn_digits":
         from sklearn.datasets import load_digits
         source = load_digits().target
     elif kind == "idx":
-        source = load_fashion_mnist(data_root or m["source"].get("default_dir"))["test_labels"]
+        source = load_fashion_mnist(data_root or m.source.default_dir)["test_labels"]
     else:
         return None
     source = np.asarray(source)

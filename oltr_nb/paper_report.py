@@ -15,7 +15,7 @@ import yaml
 
 import oltr_nb
 from .manifests import load_manifest
-from .metrics import aggregate
+from .metrics import SHOT_GROUPS, aggregate
 from .report import (FRACTION_KEYS, Table, describe_settings, identification_value, look_up_run, method_metrics,
                             read_methods, runs_table, settings_diff, settings_mismatch)
 
@@ -59,7 +59,7 @@ def _paper_value(row: dict, section: str, col: str):
 def _ours(metrics: list) -> dict: # (section, column) -> our cell
     "Our cells of one method, aggregated over its seeds."
     if not metrics: return {c: "not run" for c in PAPER_COLUMNS}
-    agg = aggregate([{s: {k: m[s].get(k) for k in ("many", "medium", "few", "top1", "f_measure")} for s in ("closed", "open")}
+    agg = aggregate([{s: {k: m[s].get(k) for k in (*SHOT_GROUPS, "top1", "f_measure")} for s in ("closed", "open")}
                      for m in metrics])
     return {(s, c): format_summary(agg[s][_METRIC_KEY.get(c, c)], _METRIC_KEY.get(c, c)) for s, c in PAPER_COLUMNS}
 
@@ -148,9 +148,9 @@ def _identification_cells(metrics: list, keys: list) -> list:
 
 def _megaface_notes(dataset: str, seeds: list, runs: list) -> list: # runs: every found metrics.json
     "What a reader of the MegaFace table must know."
-    m = load_manifest(dataset)
-    boundary = m["identification"].get("many_threshold")
-    notes = [m["stand_in"]] if m.get("stand_in") else []
+    manifest = load_manifest(dataset)
+    boundary = manifest.identification.many_threshold
+    notes = [manifest.stand_in] if manifest.stand_in else []
     notes += ["Rank-1 identification (%): every probe photo in turn is the gallery mate of its person among all the distractors "
               "(MegaFace devkit protocol), cosine similarity; a tie with a distractor counts as an error.",
               "The paper's many/few boundary is unknown: " + ("many-shot and few-shot read '-' until it is set "

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from .data import CIFAR_FILES, FASHION_FILES, cifar_folder, idx_candidates, root_required
-from .manifests import load_manifest
+from .manifests import Manifest, load_manifest
 from .split_files import image_problem, normalise_relpath, parse_split, resolve_image
 
 # %% auto #0
@@ -17,20 +17,20 @@ __all__ = ['TORCH_SIGNATURES', 'sources_hint', 'empty_class_problem', 'listed_fi
            'problems_text']
 
 # %% ../nbs/08_preflight.ipynb #9eba06ae
-def sources_hint(m: dict) -> str:
+def sources_hint(m: Manifest) -> str:
     "Where a dataset's pieces come from, as its manifest's `source` records it ('' when it records nothing)."
-    s = m.get("source", {})
-    parts = [f"{k.replace('_', ' ')}: {s[k]}" for k in ("images", "split_files") if isinstance(s.get(k), str)]
-    if s.get("archives"): parts.append("archives: " + ", ".join(map(str, s["archives"])))
+    s = m.source
+    parts = [f"{k.replace('_', ' ')}: {v}" for k, v in (("images", s.images), ("split_files", s.split_files)) if isinstance(v, str)]
+    if s.archives: parts.append("archives: " + ", ".join(map(str, s.archives)))
     return "; ".join(parts)
 
 # %% ../nbs/08_preflight.ipynb #e61096b7
-def _root_problem(m: dict, data_root) -> str | None:
+def _root_problem(m: Manifest, data_root) -> str | None:
     "The problem with an image-folder dataset's data root, if any."
-    layouts = ", ".join(m["source"].get("layouts", []))
+    layouts = ", ".join(m.source.layouts)
     if data_root is None:
-        files = ", ".join(spec["file"] for spec in m["splits"].values())
-        return (f"data_root is required for {m['name']}: the folder holding its images; each listed path is looked up "
+        files = ", ".join(spec.file for spec in m.splits.values())
+        return (f"data_root is required for {m.name}: the folder holding its images; each listed path is looked up "
                 f"under it as written, or in whichever of these layouts the copy uses: {layouts}. The split files "
                 f"({files}) are read from split_dir, by default data_root")
     return None if Path(data_root).is_dir() else f"data_root={str(data_root)!r}: no such folder"
@@ -76,23 +76,23 @@ def overlap_problems(splits: dict, # split name -> (split file, its parsed lines
     return problems
 
 # %% ../nbs/08_preflight.ipynb #5d76b4ed
-def _split_problems(m: dict, data_root, split_dir, open_set: bool, decode: bool,
+def _split_problems(m: Manifest, data_root, split_dir, open_set: bool, decode: bool,
                     allow_overlap: bool = False, # do not report images listed twice or in two splits
                    ) -> tuple: # (problems, training images or None)
     "Problems with an image-folder dataset's root, split files, open list and images."
     bad_root = _root_problem(m, data_root)
     problems, n_train, folder, parsed = [bad_root] if bad_root else [], None, split_dir or data_root, {}
-    for split, spec in (m["splits"].items() if folder is not None else ()):
-        path, is_open = Path(folder) / spec["file"], split == "open"
+    for split, spec in (m.splits.items() if folder is not None else ()):
+        path, is_open = Path(folder) / spec.file, split == "open"
         if is_open and not open_set: continue
         if not path.is_file():
             problems.append(f"{path}: open-set list not found (or run without the open set: open_set=False, --no-open-set)"
                             if is_open else f"{path}: split file not found (split files are read from split_dir, default data_root)")
             continue
-        entries, bad = parse_split(path, 0 if is_open else m["num_classes"], allow_open=is_open)
+        entries, bad = parse_split(path, 0 if is_open else m.num_classes, allow_open=is_open)
         problems += bad
         if split == "train":
-            n_train, empty = len(entries), empty_class_problem(path, entries, m["num_classes"])
+            n_train, empty = len(entries), empty_class_problem(path, entries, m.num_classes)
             problems += [empty] if empty else []
         if not bad_root: problems += [q for e in entries if (q := image_problem(data_root, e, path, decode))]
         parsed[split] = (path, entries)
@@ -100,25 +100,25 @@ def _split_problems(m: dict, data_root, split_dir, open_set: bool, decode: bool,
     return problems + overlap_problems(parsed, **({} if bad_root else dict(image_key=listed_file(data_root)))), n_train
 
 # %% ../nbs/08_preflight.ipynb #444ed90c
-def _source_problems(m: dict, data_root, split_dir=None) -> list:
+def _source_problems(m: Manifest, data_root, split_dir=None) -> list:
     "Problems with the source files of a dataset that has no image-folder splits (IDX, CIFAR, MS1M-LT's face lists)."
-    kind = m["source"]["kind"]
+    kind = m.source.kind
     if kind == "face_lists":
         if data_root is None: return [root_required(m)]
-        folder, t = Path(split_dir or data_root), m["test"]
-        files = [m["identities_file"], *(s["file"] for s in m["splits"].values()), t["identities_file"], t["probes"], t["distractors"]]
+        folder, t = Path(split_dir or data_root), m.test
+        files = [m.identities_file, *(s.file for s in m.splits.values()), t.identities_file, t.probes, t.distractors]
         return [f"{folder / f}: not found (oltr-data make-ms1m-lt and megaface-lists write it)" for f in files if not (folder / f).is_file()]
-    if kind == "idx" or m["source"].get("pool") == "fashion_mnist":
-        folder = data_root or m["source"].get("default_dir")
+    if kind == "idx" or m.source.pool == "fashion_mnist":
+        folder = data_root or m.source.default_dir
         missing = [stem for stem in FASHION_FILES.values() if not any(p.is_file() for p in idx_candidates(folder, stem))]
         return [f"Fashion-MNIST file(s) {', '.join(missing)} not found in {folder} (or its raw/): install the Debian package "
                 f"dataset-fashion-mnist, or pass data_root=<a torchvision FashionMNIST raw/ folder>"] if missing else []
     if kind == "cifar":
-        folder, train_files, test_file, _ = CIFAR_FILES[m["num_classes"]]
-        if data_root is None: return [f"data_root is required for {m['name']}: the folder with {folder}/"]
-        base = cifar_folder(data_root, m["num_classes"])
+        folder, train_files, test_file, _ = CIFAR_FILES[m.num_classes]
+        if data_root is None: return [f"data_root is required for {m.name}: the folder with {folder}/"]
+        base = cifar_folder(data_root, m.num_classes)
         missing = [n for n in (*train_files, test_file) if not (base / n).is_file()]
-        return [f"{base}: CIFAR-{m['num_classes']} file(s) {', '.join(missing)} not found"] if missing else []
+        return [f"{base}: CIFAR-{m.num_classes} file(s) {', '.join(missing)} not found"] if missing else []
     return []
 
 # %% ../nbs/08_preflight.ipynb #d4eb043b
@@ -142,13 +142,13 @@ def preflight(name: str, # one of DATASETS
               pretrained=None, # weights file the run starts from
               needs_pretrained: bool = False, # the preset starts from pretrained weights
               batch_size: int | None = None, # the run's (global) batch size
-              manifest: dict | None = None, # default: load_manifest(name)
+              manifest: Manifest | None = None, # default: load_manifest(name)
               allow_overlap: bool = False, # image-folder datasets: the lists may share images (not reported)
              ) -> list: # every problem, each naming its file (and line); [] when all is there
     "Everything a run of dataset `name` will read, checked before any work."
     m = manifest or load_manifest(name)
-    n_train = m.get("counts", {}).get("train_total")
-    if m["source"]["kind"] == "image_folder":
+    n_train = m.counts.train_total
+    if m.source.kind == "image_folder":
         problems, n_train = _split_problems(m, data_root, split_dir, open_set, decode, allow_overlap)
     else: problems = _source_problems(m, data_root, split_dir)
     if needs_pretrained: problems += _weights_problems(pretrained)

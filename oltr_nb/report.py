@@ -219,8 +219,8 @@ def evaluation_table(runs: list) -> Table: # results of `load_run`
 def shot_boundaries(dataset: str, rule: str = "paper") -> tuple: # (few threshold, many threshold, rule as text)
     "The dataset's shot-group thresholds and how the rule treats a class count equal to one."
     check_choice("rule", rule, SHOT_RULES)
-    t = load_manifest(dataset)["thresholds"]
-    few, many = t["few"], t["many"]
+    t = load_manifest(dataset).thresholds
+    few, many = t.few, t.many
     text = f"few < {few} ≤ medium ≤ {many} < many" if rule == "paper" else f"few ≤ {few} < medium < {many} ≤ many"
     return few, many, text
 
@@ -285,8 +285,8 @@ RUN_STATUS = {"done": "done", "ran": "done (trained now)", "not run": "not run",
 
 def needs_data_root(dataset: str) -> bool:
     "True when the dataset's images must be given: no embedded copy and no default folder."
-    src = load_manifest(dataset)["source"]
-    return "sklearn_digits" not in (src["kind"], src.get("pool")) and not src.get("default_dir")
+    src = load_manifest(dataset).source
+    return "sklearn_digits" not in (src.kind, src.pool) and not src.default_dir
 
 def user_paths(dataset: str, method: str, overrides: dict) -> dict:
     "The overrides with DATA_ROOT and PRETRAINED standing for the user's paths the run needs and `overrides` lacks."

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 from .core import InputError
 from .images import open_image, pil_to_tensor, to_rgb
 from .manifests import group_sizes
+from .metrics import SHOT_GROUPS
 
 # %% auto #0
 __all__ = ['LAYOUT_DIRS', 'LETTER_DIRS', 'DEFAULT_LAYOUTS', 'DECODE_ERRORS', 'IMAGE_SIGNATURES', 'normalise_relpath',
@@ -116,7 +117,7 @@ def split_stats(
     return dict(file=str(path), num_images=len(entries), num_classes=len(per_class), open_images=len(entries) - len(known),
                 max_per_class=stat(np.max), min_per_class=stat(np.min),
                 median_per_class=float(np.median(per_class)) if known else None,
-                many=int(groups[0]), medium=int(groups[1]), few=int(groups[2]),
+                **dict(zip(SHOT_GROUPS, map(int, groups))),
                 rule=rule, many_threshold=many, few_threshold=few,
                 content_digest=content_digest(entries), counts_digest=counts_digest(entries), sha256=file_sha256(path))
 

@@ -16,7 +16,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from .config import CHOICES, ExperimentConfig, config_dict, config_from_dict
+from .config import ExperimentConfig, choices_of, config_dict, config_from_dict
 from .data import build_data
 from .gpu_input import make_batches
 from .losses import DiscCentroidsLoss
@@ -33,7 +33,7 @@ RESIZED_SOURCES = ("image_folder", "face_lists")  # manifests' source kinds whos
 def load_data(cfg: ExperimentConfig):
     "The run's DataBundle, with the image pipeline and image size the configuration asks for (no open set if told so)."
     data = build_data(cfg.dataset, data_root=cfg.data_root, split_dir=cfg.split_dir, fast=cfg.fast_data, size=cfg.in_size)
-    if data.manifest["source"]["kind"] not in RESIZED_SOURCES and cfg.in_size != data.image_size:
+    if data.manifest.source.kind not in RESIZED_SOURCES and cfg.in_size != data.image_size:
         raise InputError(f"in_size={cfg.in_size}: {cfg.dataset}'s images are {data.image_size}x{data.image_size} and are used "
                          f"as they are (only image lists are resized): leave in_size at {data.image_size}")
     return data if cfg.open_set else replace(data, open=None)
@@ -109,7 +109,7 @@ def load_pretrained_backbone(model: nn.Module, # the stage-1 model
     if not path:
         raise InputError("this preset starts from ImageNet-pretrained weights: pass pretrained=<path to a ResNet-152 state "
                          "dict, torchvision's or a Caffe conversion> (nothing is downloaded)")
-    check_choice("pretrained_input", pretrained_input, CHOICES["pretrained_input"])
+    check_choice("pretrained_input", pretrained_input, choices_of("pretrained_input"))
     state, style = pretrained_state(path)
     broken = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
     if broken:

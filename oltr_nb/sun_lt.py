@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .manifests import load_manifest
+from .manifests import Manifest, load_manifest
 from .split_files import SplitEntry, image_problem
 from .lt_lists import make_lt_list, manifest_entry, seeded_sample
 
@@ -68,23 +68,22 @@ def partition_file(root, kind: str, k: int) -> Path:
     "SUN-397's partition file `<kind>_<k>.txt` (kind Training or Testing) in ROOT/Partitions."
     return Path(root) / "Partitions" / f"{kind}_{k:02d}.txt"
 
-def write_sun_lt(m: dict, # the sun_lt manifest (the generator's settings: its `split`)
+def write_sun_lt(m: Manifest, # the sun_lt manifest (the generator's settings: its `split`)
                  classes: list, # sun397_classes
                  test: list, # the test partition's entries (sun397_list)
                  images: list, # every image of the copy (sun397_images)
                  out, # where the lists and their manifest go
-                ) -> dict:
+                ) -> Manifest: # the manifest written
     "Write SUN-LT's lists from a SUN-397 copy's classes, test entries and images, and `<out>/sun_lt.yaml`."
-    s, out = m["split"], Path(out); out.mkdir(parents=True, exist_ok=True)
-    prof = {k: v for k, v in s["profile"].items() if k != "kind"}
-    made = sun_lt_splits(images, test, s["val_per_class"], profile=s["profile"]["kind"], **prof)
+    s, out = m.split, Path(out); out.mkdir(parents=True, exist_ok=True)
+    made = sun_lt_splits(images, test, s.val_per_class, profile=s.profile.kind, **s.profile.settings())
     splits = {}
     for k, entries in made.items():
-        (out / m["splits"][k]["file"]).write_text("".join(f"{e.path} {e.label}\n" for e in entries))
-        splits[k] = manifest_entry(out / m["splits"][k]["file"], m["thresholds"]["many"], m["thresholds"]["few"])
-    new = {**m, "num_classes": len(classes), "splits": splits}
+        (out / m.splits[k].file).write_text("".join(f"{e.path} {e.label}\n" for e in entries))
+        splits[k] = manifest_entry(out / m.splits[k].file, m.thresholds.many, m.thresholds.few)
+    new = {**m.raw, "num_classes": len(classes), "splits": splits}
     (out / "sun_lt.yaml").write_text(yaml.safe_dump(new, sort_keys=False, default_flow_style=None))
-    return new
+    return Manifest.from_dict(new, str(out / "sun_lt.yaml"))
 
 # %% ../nbs/10_sun_lt.ipynb #184dedb0
 def _read_partitions(root: Path, classes: list, par: dict, problems: list) -> dict: # partition file -> its entries
@@ -101,9 +100,9 @@ def _read_partitions(root: Path, classes: list, par: dict, problems: list) -> di
     return lists
 
 # %% ../nbs/10_sun_lt.ipynb #0d53567c
-def _check_sun397(root, sample: int | None, seed: int, m: dict) -> tuple: # (result, classes, {partition file: entries}, images or None)
+def _check_sun397(root, sample: int | None, seed: int, m: Manifest) -> tuple: # (result, classes, {partition file: entries}, images or None)
     "Problems of a SUN-397 copy against the manifest `m`, with what was read of the copy on the way."
-    par, root = m["source"]["parent"], Path(root)
+    par, root = m.source.parent, Path(root)
     problems, images = [], None
     classes = sun397_classes(root / "Partitions")
     if len(classes) != par["classes"]: problems.append(f"{root / 'Partitions' / 'ClassName.txt'}: {len(classes)} classes, SUN-397 has {par['classes']}")
@@ -117,7 +116,7 @@ def _check_sun397(root, sample: int | None, seed: int, m: dict) -> tuple: # (res
     res = dict(dataset="sun_lt", source=str(root), ok=not problems, problems=problems, checked_images=len(todo))
     return res, classes, lists, images
 
-def verify_sun397(root, sample: int | None = None, seed: int = 0, manifest: dict | None = None) -> dict:
+def verify_sun397(root, sample: int | None = None, seed: int = 0, manifest: Manifest | None = None) -> dict:
     "Problems of a SUN-397 copy (ROOT/SUN397, ROOT/Partitions) against the manifest's facts, each naming its file."
     return _check_sun397(root, sample, seed, manifest or load_manifest("sun_lt"))[0]
 
@@ -125,14 +124,14 @@ def verify_sun397(root, sample: int | None = None, seed: int = 0, manifest: dict
 def prepare_sun_lt(source, # the folder holding SUN397/ and Partitions/
                    out=None, # where the lists and their manifest go; None: `source`
                    sample: int | None = None, # decode only this many of the partitions' images (seeded); None: all
-                   manifest: dict | None = None, # the facts and the generator's settings; None: the shipped sun_lt manifest
+                   manifest: Manifest | None = None, # the facts and the generator's settings; None: the shipped sun_lt manifest
                   ) -> dict:
     "Check a SUN-397 copy; when it is whole, write SUN-LT's lists and their manifest into `out` (default: `source`)."
     if source is None: raise ValueError("--source is required for sun_lt: the folder holding SUN397/ and Partitions/")
     m = manifest or load_manifest("sun_lt")
     res, classes, lists, images = _check_sun397(source, sample, 0, m)
     if res["ok"]:
-        made = write_sun_lt(m, classes, lists[partition_file(source, "Testing", m["split"]["partition"])], images, out or source)
-        res["written"] = {k: dict(file=str(Path(out or source) / v["file"]), lines=v["lines"]) for k, v in made["splits"].items()}
+        made = write_sun_lt(m, classes, lists[partition_file(source, "Testing", m.split.partition)], images, out or source)
+        res["written"] = {k: dict(file=str(Path(out or source) / v.file), lines=v.entry["lines"]) for k, v in made.splits.items()}
         res["manifest"] = str(Path(out or source) / "sun_lt.yaml")
     return res

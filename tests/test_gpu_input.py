@@ -14,7 +14,7 @@ from oltr_nb.gpu_input import (COL, DeviceAugment, JpegItems, Prefetcher, collat
                                uses_device_input)
 from oltr_nb.images import FastEvalTransform, FastTrainTransform, official_transforms
 from oltr_nb.loop import train_stage
-from oltr_nb.speed import write_synthetic_jpegs
+from oltr_nb.benchmarking import write_synthetic_jpegs
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"))]
 
@@ -107,7 +107,7 @@ def test_engine_runs_both_stages_with_device_input(images, tmp_path, device):
     lines = (root / "split.txt").read_text().splitlines()[:10]
     for k in ("train", "val", "test"): (tmp_path / f"ImageNet_LT_{k}.txt").write_text("\n".join(lines) + "\n")
     (tmp_path / "ImageNet_LT_open.txt").write_text("\n".join(l.split()[0] + " -1" for l in lines[:3]) + "\n")
-    ten = {**load_manifest("imagenet_lt"), "num_classes": 10}  # ImageNet-LT's pipeline, 10 classes of one image each
+    ten = load_manifest("imagenet_lt").updated(num_classes=10)  # ImageNet-LT's pipeline, 10 classes of one image each
     data = build_image_folder(ten, root, tmp_path, size=32)
     pipeline = "device" if device == "cpu" else "auto"
     assert uses_device_input(data.train, torch.device(device), pipeline)

@@ -131,14 +131,14 @@ def test_directory_and_symlink_loop_are_called_what_they_are(tmp_path):
 
 def small_copy(tmp_path, lists, num_classes=3):
     "A places_lt-shaped copy: tiny JPEGs for every listed path, its split files, and its manifest with `num_classes`."
-    m = {**load_manifest("places_lt"), "num_classes": num_classes}
+    m = load_manifest("places_lt").updated(num_classes=num_classes)
     images, splits = tmp_path / "images", tmp_path / "splits"
     splits.mkdir()
     for split, rows in lists.items():
         for p, _ in rows:
             (images / p).parent.mkdir(parents=True, exist_ok=True)
             Image.new("RGB", (8, 8), (30, 60, 90)).save(images / p)
-        write_list(splits / m["splits"][split]["file"], rows)
+        write_list(splits / m.splits[split].file, rows)
     return m, images, splits
 
 
@@ -153,7 +153,7 @@ def test_preflight_reports_classes_without_training_images(tmp_path):
     train = splits / "Places_LT_train.txt"
     assert preflight("places_lt", images, splits, manifest=m) == [
         f"{train}: class 1 has no training image (every class in [0, 3) needs at least one)"]
-    m5 = {**m, "num_classes": 5}
+    m5 = m.updated(num_classes=5)
     assert preflight("places_lt", images, splits, manifest=m5) == [
         f"{train}: classes 1, 3, 4 have no training image (every class in [0, 5) needs at least one)"]
 
@@ -187,7 +187,7 @@ def test_preflight_reports_duplicates_and_leaks_unless_allowed(tmp_path):
     lists["open"].append(("train/c0/v0.jpg", -1))             # a val image
     m, images, splits = small_copy(tmp_path, lists)
     shutil.rmtree(images / "data_256")  # so that line finds the training file through the data_256 layout
-    f = {k: splits / v["file"] for k, v in m["splits"].items()}
+    f = {k: splits / v.file for k, v in m.splits.items()}
     assert preflight("places_lt", images, splits, manifest=m) == [
         f"{f['train']}:4: image 'train/c0/t0.jpg' is listed twice (first on line 1)",
         f"{f['test']}:2: image 'data_256/c/c1/t1.jpg' is also in the train split ({f['train']}:2)",
@@ -204,9 +204,9 @@ def test_same_name_in_two_split_folders_is_two_images(tmp_path):
     assert preflight("places_lt", images, splits, manifest=m) == []
     (images / "test" / "c0" / "1.jpg").unlink()  # now the test line can only mean the training image
     (images / "test" / "c0").rmdir(); (images / "test").rmdir()
-    test_list = splits / m["splits"]["test"]["file"]
+    test_list = splits / m.splits["test"].file
     assert preflight("places_lt", images, splits, manifest=m)[-1] == (
-        f"{test_list}:1: image 'test/c0/1.jpg' is also in the train split ({splits / m['splits']['train']['file']}:1)")
+        f"{test_list}:1: image 'test/c0/1.jpg' is also in the train split ({splits / m.splits['train'].file}:1)")
 
 
 def test_error_in_a_loader_worker_keeps_its_one_line_message(tmp_path):

@@ -12,7 +12,7 @@ from oltr_nb.split_files import ImageListDataset
 from oltr_nb.images import (IMAGENET_MEAN, IMAGENET_STD, BatchJitter, FastEvalTransform, FastTrainTransform,
                             color_jitter_, draft_factor, jitter_params, official_transforms, open_for_crop,
                             sample_crop_box)
-from oltr_nb.speed import write_synthetic_jpegs
+from oltr_nb.benchmarking import write_synthetic_jpegs
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
