@@ -53,9 +53,9 @@ PRESETS = {
 }
 PRESETS[("cifar100_lt", 1)] = dict(PRESETS[("cifar10_lt", 1)])
 PRESETS[("cifar100_lt", 2)] = dict(PRESETS[("cifar10_lt", 2)])
-PRESETS[("sun_lt", 1)] = dict(PRESETS[("places_lt", 1)])  # SUN-LT: the scene recipe (see below)
+PRESETS[("sun_lt", 1)] = dict(PRESETS[("places_lt", 1)])  # SUN-LT: OLTR's recipe for it is unknown; Places-LT's scene recipe
 PRESETS[("sun_lt", 2)] = dict(PRESETS[("places_lt", 2)])
-PRESETS[("ms1m_lt", 1)] = dict(PRESETS[("imagenet_lt", 1)], backbone="resnet50_face", in_size=112)  # recipe unknown (see below)
+PRESETS[("ms1m_lt", 1)] = dict(PRESETS[("imagenet_lt", 1)], backbone="resnet50_face", in_size=112)  # the paper names only the ResNet-50
 PRESETS[("ms1m_lt", 2)] = dict(PRESETS[("imagenet_lt", 2)], backbone="resnet50_face", in_size=112, fc_add=False)
 for _stand_in, _pool in (("digits_lt_id", "digits_lt"), ("fashion_mnist_lt_id", "fashion_mnist_lt")):  # identification stand-ins
     PRESETS[(_stand_in, 1)], PRESETS[(_stand_in, 2)] = dict(PRESETS[(_pool, 1)]), dict(PRESETS[(_pool, 2)])

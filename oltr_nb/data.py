@@ -109,7 +109,7 @@ class DataBundle:
     manifest: Manifest # the dataset's manifest
     split_digest: str = "" # digest of the split actually built
     skipped: dict = field(default_factory=dict) # split -> list of (file, line, reason) skipped with skip_bad
-    identification: dict | None = None # identification datasets: test identities, their training counts, subgroups (see below)
+    identification: dict | None = None # identification datasets: test identities, their training counts, subgroups
     def open_test(self): return open_test(self)
 
 # %% ../nbs/07_data.ipynb #02563f49

@@ -145,7 +145,7 @@ def _draw_faces(faces: dict, names: list, sizes: dict, seed: int, val_identities
 
 # %% ../nbs/11_faces.ipynb #63db060f
 def ms1m_lt_sample(faces: dict, # identity -> face file names (identity_faces)
-                   alpha: float = 6.0, n_max: int | None = None, n_min: int = 1, seed: int = 0, # the profile (see above)
+                   alpha: float = 6.0, n_max: int | None = None, n_min: int = 1, seed: int = 0, # the Pareto profile of the sizes (manifests.pareto_profile)
                    hold_out=(), # identities that get no training face
                    identities: int | None = None, # keep a seeded sample of this many identities
                    val_identities: int = 2000, # identities that give one left-over face to val

@@ -26,7 +26,7 @@ __all__ = ['PACKAGE_DIR', 'MANIFEST_DIR', 'FAMILIES', 'FIXED_DATASETS', 'DATASET
 PACKAGE_DIR = Path(oltr_nb.__file__).resolve().parent
 MANIFEST_DIR = next((d for d in (PACKAGE_DIR / "data_manifests", PACKAGE_DIR.parent / "data_manifests") if d.is_dir()),
                     PACKAGE_DIR.parent / "data_manifests")  # inside an installed wheel; beside the package in a checkout
-FAMILIES = ("digits_lt_pareto", "fashion_mnist_lt_pareto")  # manifests that define a family of datasets (below)
+FAMILIES = ("digits_lt_pareto", "fashion_mnist_lt_pareto")  # manifests that define a family of datasets: same images, other training class sizes
 
 def family_members(manifest_dir: Path | str | None = None) -> tuple:
     "Names of the recorded members of every family: the files `<family><alpha>.yaml` next to `<family>.yaml`."
@@ -73,7 +73,7 @@ class SplitSpec:
 
 @dataclass(frozen=True)
 class Profile:
-    "A long-tail profile (see below): its kind and the values it fixes; None for a value it leaves to the code's default."
+    "A long-tail profile (exp_profile, pareto_profile): its kind and the values it fixes; None for a value it leaves to the code's default."
     kind: str # pareto or exp
     n_max: int | None = None # the largest class
     n_min: int | None = None # the smallest class

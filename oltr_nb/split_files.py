@@ -32,7 +32,7 @@ LAYOUT_DIRS = ("train", "val", "test", "train_256", "val_256", "test_256", "val_
 LETTER_DIRS = ("data_256", "data_large")
 
 def normalise_relpath(p: str) -> str:
-    "Image path without the layout prefix (see above)."
+    "Image path without the layout prefix (a first folder of LAYOUT_DIRS, or of LETTER_DIRS with its one-letter subfolder)."
     p = p.replace("\\", "/").lstrip("/")
     while p.startswith("./"): p = p[2:]
     parts = p.split("/")
