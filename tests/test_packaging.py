@@ -61,12 +61,13 @@ def test_wheel_installs_and_trains_from_another_folder(tmp_path):
     subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
                    check=True, capture_output=True, timeout=300)
     elsewhere = tmp_path / "elsewhere"; elsewhere.mkdir()
+    alone = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "OLTR_RUNS_DIR")}  # nothing from the checkout
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import oltr_nb.manifests as m; print(m.MANIFEST_DIR)"],
-                           cwd=elsewhere, capture_output=True, text=True, check=True).stdout.strip()
+                           cwd=elsewhere, capture_output=True, text=True, check=True, env=alone).stdout.strip()
     assert where.startswith(str(site)), where
     res = subprocess.run([str(venv / "bin" / "oltr-train"), "--dataset", "digits_lt", "--method", "plain", "--epochs", "1",
                           "--max-steps-per-epoch", "2", "--out-dir", str(elsewhere / "runs")],
-                         cwd=elsewhere, capture_output=True, text=True, timeout=600, env={**os.environ, "OLTR_RUNS_DIR": ""})
+                         cwd=elsewhere, capture_output=True, text=True, timeout=600, env=alone)
     assert res.returncode == 0, res.stderr[-3000:]
     metrics = json.loads((elsewhere / "runs" / "digits_lt" / "plain" / "seed0" / "stage1" / "eval" / "metrics.json").read_text())
     assert 0 <= metrics["closed"]["top1"] <= 1 and metrics["provenance"]["git_sha"] is None
