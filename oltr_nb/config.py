@@ -89,8 +89,7 @@ def setting(default, check=None, rule=None, kind=str, neutral=False, late=False,
     return dataclasses.field(default=default, metadata=dict(check=check, rule=rule, kind=kind, neutral=neutral, late=late, **more))
 
 def choice(default, allowed, **marks):
-    "A field that takes one of `allowed` (a dict: one of its keys)."
-    allowed = tuple(allowed)
+    "A field that takes one of `allowed` (a dict: one of its keys, read when checked, so a row added to the method table counts)."
     return setting(default, lambda name, value: check_choice(name, value, allowed), kind=type(default), choices=allowed, **marks)
 
 def number(default, low=None, high=None, integer=False, low_open=False, optional=False, **marks):
@@ -263,7 +262,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
 
 def choices_of(name: str) -> tuple:
     "The values that config field `name`, a field made with `choice`, may take."
-    return next(f for f in dataclasses.fields(ExperimentConfig) if f.name == name).metadata["choices"]
+    return tuple(next(f for f in dataclasses.fields(ExperimentConfig) if f.name == name).metadata["choices"])
 
 # %% ../nbs/18_config.ipynb #0e528026
 def make_config(dataset="digits_lt", method="oltr", stage=1, **overrides) -> ExperimentConfig:
