@@ -641,6 +641,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'oltr_nb.run_folder.log_row': ('run_folder.html#log_row', 'oltr_nb/run_folder.py'),
                                     'oltr_nb.run_folder.missing_stage1': ('run_folder.html#missing_stage1', 'oltr_nb/run_folder.py'),
                                     'oltr_nb.run_folder.own_run_folder': ('run_folder.html#own_run_folder', 'oltr_nb/run_folder.py'),
+                                    'oltr_nb.run_folder.owns_folders': ('run_folder.html#owns_folders', 'oltr_nb/run_folder.py'),
                                     'oltr_nb.run_folder.project_root': ('run_folder.html#project_root', 'oltr_nb/run_folder.py'),
                                     'oltr_nb.run_folder.read_config': ('run_folder.html#read_config', 'oltr_nb/run_folder.py'),
                                     'oltr_nb.run_folder.read_metrics': ('run_folder.html#read_metrics', 'oltr_nb/run_folder.py'),

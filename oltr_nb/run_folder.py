@@ -7,9 +7,9 @@ __all__ = ['CONFIG_FILE', 'LOG_FILE', 'LOCK_FILE', 'LAST_FILE', 'BEST_FILE', 'FE
            'METRICS_FILE', 'PER_CLASS_FILE', 'LOGITS_FILE', 'IDENTIFICATION_FILE', 'RESULTS', 'FOLDER_STATES',
            'project_root', 'default_runs_dir', 'stage_dir', 'run_dir', 'RunFolder', 'folder_of', 'held_results',
            'is_finished', 'read_config', 'read_metrics', 'write_config', 'write_evaluation_files', 'log_row',
-           'trim_log', 'in_use', 'lock_holder', 'hold', 'folder_problems', 'unwritable', 'start_problems',
-           'clear_folder', 'ready_folder', 'own_run_folder', 'stage1_checkpoint', 'missing_stage1', 'stage1_of',
-           'folder_state', 'found_run', 'find_run']
+           'trim_log', 'in_use', 'lock_holder', 'hold', 'folder_problems', 'unwritable', 'owns_folders',
+           'start_problems', 'clear_folder', 'ready_folder', 'own_run_folder', 'stage1_checkpoint', 'missing_stage1',
+           'stage1_of', 'folder_state', 'found_run', 'find_run']
 
 # %% ../nbs/19_run_folder.ipynb #e3810579
 import csv, errno, fcntl, json, os, shutil, socket, tempfile
@@ -191,11 +191,15 @@ def unwritable(folder: Path) -> Optional[str]:
                 "or OLTR_RUNS_DIR")
     return None
 
+def owns_folders() -> bool:
+    "True in the process that owns the run folders: the only one, or rank 0 under torchrun (which holds them for every rank)."
+    return int(os.environ.get("RANK", "0")) == 0
+
 def start_problems(cfg: ExperimentConfig) -> list:
     "Why the stage of `cfg` may not start in its folder: not writable, held by another process, or a run there it may not continue or replace."
     folder = run_dir(cfg)
     if problem := unwritable(folder): return [problem]
-    holder = lock_holder(folder)
+    holder = lock_holder(folder) if owns_folders() else None  # under torchrun, rank 0 may already hold it for this run
     return [in_use(folder, holder)] if holder else folder_problems(cfg)
 
 # %% ../nbs/19_run_folder.ipynb #0159053b
@@ -216,7 +220,7 @@ def ready_folder(cfg: ExperimentConfig, folder: Path):
 @contextmanager
 def own_run_folder(cfg: ExperimentConfig):
     "Hold the stage folder while the block runs, made ready for `cfg`; InputError naming the holder if another process has it."
-    if int(os.environ.get("RANK", "0")) != 0:
+    if not owns_folders():
         yield run_dir(cfg); return  # under torchrun, rank 0 owns the folder for every rank
     with hold(run_dir(cfg)) as folder:
         ready_folder(cfg, folder)
