@@ -626,6 +626,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
             'oltr_nb.run_folder': { 'oltr_nb.run_folder.RunFolder': ('run_folder.html#runfolder', 'oltr_nb/run_folder.py'),
                                     'oltr_nb.run_folder.RunFolder.__post_init__': ( 'run_folder.html#runfolder.__post_init__',
                                                                                     'oltr_nb/run_folder.py'),
+                                    'oltr_nb.run_folder._take': ('run_folder.html#_take', 'oltr_nb/run_folder.py'),
                                     'oltr_nb.run_folder.clear_folder': ('run_folder.html#clear_folder', 'oltr_nb/run_folder.py'),
                                     'oltr_nb.run_folder.default_runs_dir': ('run_folder.html#default_runs_dir', 'oltr_nb/run_folder.py'),
                                     'oltr_nb.run_folder.find_run': ('run_folder.html#find_run', 'oltr_nb/run_folder.py'),

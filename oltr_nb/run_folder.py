@@ -140,25 +140,26 @@ def in_use(folder: Path, holder: str) -> str:
     "The message for a folder whose lock another process holds."
     return f"{folder} is in use by another run (process {holder}): wait for it to end or stop it, or give another out_dir"
 
+def _take(lock_file, wait: bool = False) -> Optional[str]: # None when taken, else the holder's '<pid> on <host>'
+    "Take an open lock file's flock (waiting for it if `wait`); who holds it when it is taken already."
+    try: fcntl.flock(lock_file, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        lock_file.seek(0); return lock_file.read().strip() or "unknown"
+    return None
+
 def lock_holder(folder: Path) -> Optional[str]: # '<pid> on <host>', or None when nobody holds the lock
     "Who holds a folder's lock now (asked without taking it for long)."
-    path = Path(folder) / LOCK_FILE
+    path = RunFolder(folder).lock
     if not path.is_file(): return None
-    with open(path, "a+") as f:
-        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0); return f.read().strip() or "unknown"
-    return None
+    with open(path, "a+") as f: return _take(f)
 
 @contextmanager
 def hold(folder: Path, # the folder to own (made if missing)
          wait: bool = False): # wait for another holder instead of refusing
     "Own `folder` while the block runs: its lock taken, this process named in it; InputError naming another holder unless `wait`."
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / LOCK_FILE, "a+") as f:  # closing the file (or the process ending) releases the lock
-        try: fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            f.seek(0); raise InputError(in_use(folder, f.read().strip() or "unknown")) from None
+    with open(RunFolder(folder).lock, "a+") as f:  # closing the file (or the process ending) releases the lock
+        if holder := _take(f, wait): raise InputError(in_use(folder, holder))
         f.seek(0); f.truncate(); f.write(f"{os.getpid()} on {socket.gethostname()}\n"); f.flush()
         yield folder
 
