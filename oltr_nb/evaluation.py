@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['EXTRAS', 'eval_batches', 'model_outputs', 'predict', 'closed_top1', 'git_sha', 'evaluation_metrics', 'run_record',
-           'write_evaluation', 'final_evaluation', 'embed', 'identification_rows', 'identification_metrics',
-           'write_identification', 'cache_key', 'feature_cache']
+           'write_evaluation', 'evaluate_model', 'final_evaluation', 'summary_table', 'stage_summary', 'embed',
+           'identification_rows', 'identification_metrics', 'write_identification', 'cache_key', 'feature_cache']
 
 # %% ../nbs/22_evaluation.ipynb #76f713f6
 import subprocess, time
@@ -21,7 +21,7 @@ from .config import ExperimentConfig, config_sha256
 from .data import open_test
 from .split_files import file_sha256
 from .gpu_input import make_batches
-from .identification import identification_report, identity_groups, rank1_trials
+from .identification import IDENTITY_GROUPS, identification_report, identity_groups, rank1_trials
 from .metrics import evaluate
 from .run_folder import IDENTIFICATION_FILE, RunFolder, project_root, write_evaluation_files
 from .runtime import (StageRun, UNREADABLE, atomic_save, autocast_ctx, barrier, device_name, gather_in_order,
@@ -100,9 +100,10 @@ def evaluation_metrics(run: StageRun, pred: dict, best_epoch: int, val_top1: flo
 def run_record(run: StageRun, best_epoch: int, val_top1: float) -> dict:
     "What identifies a result: dataset, method, seed, stage, the selected epoch and its val top-1, the provenance."
     cfg = run.cfg
+    weights = {} if run.evaluated is None else dict(checkpoint=str(run.evaluated), checkpoint_sha256=file_sha256(run.evaluated))
     return dict(dataset=cfg.dataset, method=cfg.method, seed=cfg.seed, stage=cfg.stage, best_epoch=best_epoch, val_top1=val_top1,
                 provenance=dict(git_sha=git_sha(), config_sha256=config_sha256(cfg), split_digest=run.data.split_digest,
-                                torch=torch.__version__, device=device_name(run.device),
+                                torch=torch.__version__, device=device_name(run.device), **weights,
                                 started=datetime.fromtimestamp(run.started, timezone.utc).isoformat(),
                                 seconds=round(time.time() - run.started, 2)))
 
@@ -119,15 +120,45 @@ def write_evaluation(run: StageRun, # the stage's run
         write_evaluation_files(run.out_dir, metrics, per_class, {**arrays, **({} if open_score is None else {"open_score": np.asarray(open_score)})})
     return dict(run_dir=str(run.out_dir), metrics=metrics)
 
-def final_evaluation(run: StageRun, model) -> dict:
-    "Evaluate the run's best checkpoint on test + open (identification datasets: by identification) and write the files."
-    barrier()  # rank 0 writes the best checkpoint: every rank waits for that write, so all evaluate the same weights
-    ckpt = load_checkpoint(RunFolder(run.out_dir).best, "train the stage again with overwrite=True (--overwrite)")
-    model.load_state_dict(ckpt["model"])
+def evaluate_model(run: StageRun, model, best_epoch: int, val_top1: float) -> dict: # run_dir and metrics
+    "Evaluate `model` as it stands on test + open (identification datasets: by identification) and write the files."
     if getattr(run.data, "identification", None) is not None:
-        return write_identification(run, model, ckpt["best_epoch"], ckpt["best_acc"])
-    pred = predict(model, open_test(run.data), run.cfg, run.device)
-    return write_evaluation(run, pred, ckpt["best_epoch"], ckpt["best_acc"])
+        return write_identification(run, model, best_epoch, val_top1)
+    return write_evaluation(run, predict(model, open_test(run.data), run.cfg, run.device), best_epoch, val_top1)
+
+def final_evaluation(run: StageRun, model) -> dict:
+    "Evaluate the run's best checkpoint (`evaluate_model`), named in metrics.json with its digest."
+    barrier()  # rank 0 writes the best checkpoint: every rank waits for that write, so all evaluate the same weights
+    run.evaluated = RunFolder(run.out_dir).best
+    ckpt = load_checkpoint(run.evaluated, "train the stage again with overwrite=True (--overwrite)")
+    model.load_state_dict(ckpt["model"])
+    return evaluate_model(run, model, ckpt["best_epoch"], ckpt["best_acc"])
+
+# %% ../nbs/22_evaluation.ipynb #c48bc711
+def _cell(value) -> str:
+    "A fraction with four decimals, or '-' where there is none."
+    return "-" if value is None else f"{value:.4f}"
+
+def summary_table(metrics: dict) -> str: # two aligned lines: names, values
+    "The main numbers of a metrics.json: closed top-1 overall/many/medium/few, open F and AUROC (or the rank-1 rates)."
+    if metrics.get("identification"):
+        ident = metrics["identification"]
+        cells = {"rank-1 full": ident.get("full"), **{k: ident.get(k) for k in IDENTITY_GROUPS}}
+    else:
+        closed, opened = metrics["closed"], metrics.get("open") or {}
+        cells = {"closed top-1": closed["top1"], **{k: closed[k] for k in ("many", "medium", "few")},
+                 "open F": opened.get("f_measure"), "AUROC": opened.get("auroc")}
+    widths = [max(len(k), 6) for k in cells]
+    return "\n".join("  ".join(s.rjust(w) for s, w in zip(row, widths)) for row in (cells, [_cell(v) for v in cells.values()]))
+
+def stage_summary(result: dict) -> str: # a stage's result: run_dir and metrics
+    "What a finished stage says: which run, its main numbers, its metrics' notes, and where its files are."
+    m, f = result["metrics"], RunFolder(result["run_dir"])
+    lines = [f"{m['dataset']} {m['method']} seed {m['seed']} stage {m['stage']} (best epoch {m['best_epoch']}):",
+             summary_table(m)]
+    lines += ["notes:", *(f"  - {n}" for n in m.get("notes", []))] if m.get("notes") else []
+    files = [("metrics", f.metrics), ("checkpoint", m["provenance"].get("checkpoint")), ("TensorBoard", f.tensorboard)]
+    return "\n".join(lines + [f"{k + ':':12} {v}" for k, v in files if v is not None and Path(v).exists()])
 
 # %% ../nbs/22_evaluation.ipynb #70e2de4b
 @torch.no_grad()

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['ABLATIONS', 'stage1_signature', 'shared_stage1', 'launch_torchrun', 'read_result', 'train_configs', 'run_stages',
-           'ensure_run', 'ablation_dir', 'oltr_stage1', 'ensure_ablations', 'injected_parameters', 'check_parameters']
+           'ensure_run', 'ablation_name', 'oltr_stage1', 'ensure_ablations', 'injected_parameters', 'check_parameters']
 
 # %% ../nbs/24_experiments.ipynb #b9afcd9e
 import ast, subprocess, sys
@@ -17,7 +17,7 @@ from .core import InputError, check_choice
 from .loop import check_inputs, train_stage
 from .methods import METHODS
 from .run_folder import (RunFolder, default_runs_dir, find_run, folder_of, folder_state, hold, is_finished,
-                                read_config, read_metrics, run_dir, stage1_of, stage_dir)
+                                read_config, read_metrics, run_dir, stage1_of, stage_dir, stages_to_run)
 from .stage import load_data
 
 # %% ../nbs/24_experiments.ipynb #eb604972
@@ -79,6 +79,7 @@ def ensure_run(dataset: str, # one of oltr_nb.manifests.DATASETS
                run: bool = True, # False: only report what exists
                stages=None, # None: every stage of the method
                overwrite: bool = False, # re-train over finished runs with other settings
+               resume: bool = False, # continue a stopped stage from its last.pt (refused otherwise, as by oltr-train)
                progress=False, # while training: True (bars), "epochs" (a line per epoch) or False (silent)
                reuse_stage1: bool = False, # start stage 2 from another method's finished stage 1 with the same settings
                **overrides, # config values (epochs, max_steps_per_epoch, init_from, ablation switches, ...)
@@ -95,9 +96,9 @@ def ensure_run(dataset: str, # one of oltr_nb.manifests.DATASETS
         found = find_run(**ask, **overrides)
         if found["status"] != "not run":
             return found
-        todo = next(i for i, c in enumerate(cfgs) if folder_state(c) != "finished")
-        run_stages(dataset, method, [c.stage for c in cfgs[todo:]], progress=progress, seed=seed, out_dir=str(runs_dir),
-                   reuse_stage1=reuse_stage1, **{**overrides, "resume": not overwrite, "overwrite": overwrite})
+        todo = [c.stage for c in stages_to_run(cfgs)]
+        run_stages(dataset, method, todo, progress=progress, seed=seed, out_dir=str(runs_dir), reuse_stage1=reuse_stage1,
+                   **{**overrides, "resume": resume and not overwrite, "overwrite": overwrite})
     return dict(status="ran", run_dir=final, command=found["command"], note="")
 
 # %% ../nbs/24_experiments.ipynb #94f40aa8
@@ -112,9 +113,9 @@ ABLATIONS = {
     "random hallucinator": dict(hallucinator_init="random"),
 }
 
-def ablation_dir(runs_dir, variant: str) -> Path:
-    "`<runs_dir>/ablations/<variant with underscores>`: the out_dir of one variant."
-    return Path(runs_dir) / "ablations" / variant.replace(" ", "_").replace("-", "_")
+def ablation_name(variant: str) -> str:
+    "The run name of an ablation variant: its words joined by underscores, so it sits beside full OLTR as `oltr/<name>`."
+    return variant.replace(" ", "_").replace("-", "_")
 
 def oltr_stage1(runs_dir, dataset: str, seed: int) -> Path:
     "The stage-1 best checkpoint full OLTR's stage 2 started from (its own, or the one it reused via init_from)."
@@ -130,8 +131,8 @@ def ensure_ablations(runs_dir, dataset: str = "digits_lt", seed: int = 0, varian
     out = {"full OLTR": ensure_run(dataset, "oltr", seed, runs_dir, run=run, **overrides)}
     stage1 = oltr_stage1(runs_dir, dataset, seed)
     for v in variants:
-        out[v] = ensure_run(dataset, "oltr", seed, ablation_dir(runs_dir, v), run=run and stage1.exists(),
-                            stages="2", init_from=str(stage1), **{**overrides, **ABLATIONS[v]})
+        out[v] = ensure_run(dataset, "oltr", seed, runs_dir, run=run and stage1.exists(), stages="2",
+                            init_from=str(stage1), **{**overrides, **ABLATIONS[v], "name": ablation_name(v)})
     return out
 
 # %% ../nbs/24_experiments.ipynb #ae1c4c7c

@@ -5,20 +5,21 @@
 # %% auto #0
 __all__ = ['CONFIG_FILE', 'LOG_FILE', 'LOCK_FILE', 'LAST_FILE', 'BEST_FILE', 'FEATURES_FILE', 'EVAL_DIR', 'TENSORBOARD_DIR',
            'METRICS_FILE', 'PER_CLASS_FILE', 'LOGITS_FILE', 'IDENTIFICATION_FILE', 'RESULTS', 'FOLDER_STATES',
-           'project_root', 'default_runs_dir', 'stage_dir', 'run_dir', 'RunFolder', 'folder_of', 'held_results',
-           'is_finished', 'read_config', 'read_metrics', 'write_config', 'write_evaluation_files', 'log_row',
-           'trim_log', 'in_use', 'lock_holder', 'hold', 'folder_problems', 'unwritable', 'owns_folders',
+           'MEETING', 'project_root', 'default_runs_dir', 'stage_dir', 'run_dir', 'RunFolder', 'folder_of',
+           'held_results', 'is_finished', 'read_config', 'read_metrics', 'write_config', 'write_evaluation_files',
+           'log_row', 'trim_log', 'in_use', 'lock_holder', 'hold', 'folder_problems', 'unwritable', 'owns_folders',
            'start_problems', 'clear_folder', 'ready_folder', 'own_run_folder', 'stage1_checkpoint', 'missing_stage1',
-           'stage1_of', 'folder_state', 'found_run', 'find_run']
+           'stage1_of', 'folder_state', 'found_run', 'find_run', 'stages_to_run', 'run_names', 'read_settings_file']
 
 # %% ../nbs/19_run_folder.ipynb #e3810579
 import csv, errno, fcntl, json, os, shutil, socket, tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import yaml
 
 from .config import (RESULT_NEUTRAL, ExperimentConfig, config_dict, config_sha256, setting_differences,
                             stage_configs, train_command)
@@ -36,13 +37,15 @@ def default_runs_dir() -> Path:
         return Path(os.environ["OLTR_RUNS_DIR"])
     return (project_root() or Path.cwd()) / "runs"
 
-def stage_dir(runs_dir, dataset: str, method: str, seed: int, stage: int) -> Path:
-    "`<runs_dir>/<dataset>/<method>/seed<k>/stage<n>`: where one stage of one run lives."
-    return Path(runs_dir) / dataset / method / f"seed{seed}" / f"stage{stage}"
+def stage_dir(runs_dir, dataset: str, method: str, seed: int, stage: int,
+              name: Optional[str] = None, # a variant's name, or None
+             ) -> Path:
+    "`<runs_dir>/<dataset>/<method>[/<name>]/seed<k>/stage<n>`: where one stage of one run lives."
+    return Path(runs_dir) / dataset / method / (name or "") / f"seed{seed}" / f"stage{stage}"
 
 def run_dir(cfg: ExperimentConfig) -> Path:
     "The run directory of the stage `cfg` describes, under its out_dir (default: default_runs_dir())."
-    return stage_dir(cfg.out_dir or default_runs_dir(), cfg.dataset, cfg.method, cfg.seed, cfg.stage)
+    return stage_dir(cfg.out_dir or default_runs_dir(), cfg.dataset, cfg.method, cfg.seed, cfg.stage, cfg.name)
 
 # %% ../nbs/19_run_folder.ipynb #e72eda4d
 CONFIG_FILE, LOG_FILE, LOCK_FILE = "config.json", "log.csv", ".lock"  # the settings; a row per epoch; the owner's lock
@@ -280,3 +283,35 @@ def find_run(dataset: str, method: str, seed: int = 0,
     cfgs = stage_configs(dataset, method, stages, seed=seed, out_dir=str(runs_dir), **overrides)
     command = train_command(dataset, method, seed, runs_dir, stages, **overrides)
     return found_run([folder_state(c) for c in cfgs], run_dir(cfgs[-1]), command, overwrite)
+
+# %% ../nbs/19_run_folder.ipynb #68c07349
+def stages_to_run(cfgs: list) -> list: # one configuration per stage of a run, in order, out_dir set
+    "The stages still to train: from the first that has not finished with these settings."
+    return cfgs[next((i for i, c in enumerate(cfgs) if folder_state(c) != "finished"), len(cfgs)):]
+
+def run_names(runs_dir, dataset: str, method: str) -> list: # None (the unnamed run) first, then the names, sorted
+    "The variants of a method in a runs folder: the unnamed run (None) and every name that holds a seed folder."
+    base = Path(runs_dir) / dataset / method
+    seeds = lambda d: any(p.is_dir() and p.name.startswith("seed") for p in d.iterdir())
+    if not base.is_dir(): return []
+    named = sorted(d.name for d in base.iterdir() if d.is_dir() and not d.name.startswith("seed") and seeds(d))
+    return ([None] if seeds(base) else []) + named
+
+# %% ../nbs/19_run_folder.ipynb #eeb3e26a
+MEETING = ("resume", "overwrite")  # how a command meets a run folder: never read from a settings file
+
+def read_settings_file(path) -> dict: # setting -> value, `dataset`, `method`, `stage` or `stages` among them
+    "The settings in a YAML/JSON file or a run's config.json (a stage 2's with its stage-1 weights as init_from)."
+    path = Path(path)
+    try: values = yaml.safe_load(path.read_text())
+    except OSError as err: raise InputError(f"{path}: cannot read the settings file ({err.strerror or err})") from None
+    except yaml.YAMLError as err:
+        at = getattr(err, "problem_mark", None)
+        raise InputError(f"{path}{f':{at.line + 1}' if at else ''}: not a YAML or JSON file of settings ({getattr(err, 'problem', err)})") from None
+    if not isinstance(values, dict): raise InputError(f"{path}: a settings file holds 'setting: value' lines, not {type(values).__name__}")
+    unknown = sorted(set(values) - {f.name for f in fields(ExperimentConfig)} - {"stages"})
+    if unknown: raise InputError(f"{path}: unknown setting(s): {', '.join(map(str, unknown))}")
+    values = {k: v for k, v in values.items() if k not in MEETING}
+    if path.name == CONFIG_FILE and values.get("stage") == 2 and not values.get("init_from"):
+        values["init_from"] = str(stage1_of(path.parent, values))
+    return values

@@ -178,3 +178,4 @@ class StageRun:
     out_dir: Path # its run folder, runs/<dataset>/<method>/seed<k>/stage<n>
     started: float # time.time() when the stage started
     resumed: Optional[dict] = None # the checkpoint a resumed stage continues from, checked against this run
+    evaluated: Optional[Path] = None # the checkpoint file whose weights the evaluation scores (named in metrics.json)
