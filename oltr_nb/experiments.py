@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['ABLATIONS', 'stage1_signature', 'shared_stage1', 'launch_torchrun', 'read_result', 'train_configs', 'run_stages',
-           'ensure_run', 'ablation_name', 'oltr_stage1', 'ensure_ablations', 'injected_parameters', 'check_parameters']
+           'ensure_run', 'ablation_name', 'oltr_stage1', 'ensure_ablations', 'injected_parameters', 'check_parameters',
+           'notebook_settings', 'list_parameter']
 
 # %% ../nbs/24_experiments.ipynb #b9afcd9e
 import ast, subprocess, sys
@@ -12,12 +13,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
+import yaml
+
 from .config import ExperimentConfig, cli_args, config_from_dict, config_sha256, stage_configs
 from .core import InputError, check_choice
 from .loop import check_inputs, train_stage
 from .methods import METHODS
 from .run_folder import (RunFolder, default_runs_dir, find_run, folder_of, folder_state, hold, is_finished,
-                                read_config, read_metrics, run_dir, stage1_of, stage_dir, stages_to_run)
+                                read_config, read_metrics, read_settings_file, run_dir, stage1_of, stage_dir, stages_to_run)
 from .stage import load_data
 
 # %% ../nbs/24_experiments.ipynb #eb604972
@@ -149,3 +152,24 @@ def check_parameters(history: list, # the kernel's input history, `In`
     unknown = [n for n in injected_parameters(history) if n not in known]
     if unknown:
         raise InputError(f"unknown parameter(s): {', '.join(unknown)}; this notebook's parameters are: {', '.join(known)}")
+
+# %% ../nbs/24_experiments.ipynb #c24706ef
+def notebook_settings(config, # a settings file (YAML, or a run's config.json), or None
+                      history: list, # the kernel's input history, `In`
+                      params: dict, # the notebook's parameters, by setting name (dataset, method, stages, overrides)
+                     ) -> dict:
+    "A notebook's settings: the file's values replace the parameters' defaults, and the parameters given with -p replace the file's."
+    if not config: return params
+    file = read_settings_file(config)
+    if "stage" in file: file["stages"] = str(file.pop("stage"))
+    given = set(injected_parameters(history))
+    return {**params, **{k: v for k, v in file.items() if k not in given}}
+
+def list_parameter(name: str, value) -> list:
+    "A notebook's list parameter: a list as it is, papermill's -p text read as YAML ('[plain, oltr]'), else refused naming -y."
+    if isinstance(value, (list, tuple)): return list(value)
+    try: parsed = yaml.safe_load(value) if isinstance(value, str) else None
+    except yaml.YAMLError: parsed = None
+    if isinstance(parsed, list): return parsed
+    raise InputError(f"{name}={value!r} is not a list: give it as -p {name} '[a, b]' or with papermill's -y, e.g. "
+                     f"-y '{name}: [plain, oltr]'")

@@ -4,12 +4,13 @@
 
 # %% auto #0
 __all__ = ['CONFIG_FILE', 'LOG_FILE', 'LOCK_FILE', 'LAST_FILE', 'BEST_FILE', 'FEATURES_FILE', 'EVAL_DIR', 'TENSORBOARD_DIR',
-           'METRICS_FILE', 'PER_CLASS_FILE', 'LOGITS_FILE', 'IDENTIFICATION_FILE', 'RESULTS', 'FOLDER_STATES',
-           'MEETING', 'project_root', 'default_runs_dir', 'stage_dir', 'run_dir', 'RunFolder', 'folder_of',
-           'held_results', 'is_finished', 'read_config', 'read_metrics', 'write_config', 'write_evaluation_files',
-           'log_row', 'trim_log', 'in_use', 'lock_holder', 'hold', 'folder_problems', 'unwritable', 'owns_folders',
-           'start_problems', 'clear_folder', 'ready_folder', 'own_run_folder', 'stage1_checkpoint', 'missing_stage1',
-           'stage1_of', 'folder_state', 'found_run', 'find_run', 'stages_to_run', 'run_names', 'read_settings_file']
+           'EVALUATIONS_DIR', 'METRICS_FILE', 'PER_CLASS_FILE', 'LOGITS_FILE', 'IDENTIFICATION_FILE', 'RESULTS',
+           'FOLDER_STATES', 'MEETING', 'project_root', 'default_runs_dir', 'stage_dir', 'run_dir', 'RunFolder',
+           'folder_of', 'held_results', 'is_finished', 'read_config', 'read_metrics', 'write_config',
+           'write_evaluation_files', 'log_row', 'trim_log', 'in_use', 'lock_holder', 'hold', 'folder_problems',
+           'unwritable', 'owns_folders', 'start_problems', 'clear_folder', 'ready_folder', 'own_run_folder',
+           'stage1_checkpoint', 'missing_stage1', 'stage1_of', 'folder_state', 'found_run', 'find_run', 'stages_to_run',
+           'run_names', 'read_settings_file']
 
 # %% ../nbs/19_run_folder.ipynb #e3810579
 import csv, errno, fcntl, json, os, shutil, socket, tempfile
@@ -51,6 +52,7 @@ def run_dir(cfg: ExperimentConfig) -> Path:
 CONFIG_FILE, LOG_FILE, LOCK_FILE = "config.json", "log.csv", ".lock"  # the settings; a row per epoch; the owner's lock
 LAST_FILE, BEST_FILE, FEATURES_FILE = "last.pt", "best.pt", "features.pt"  # checkpoints; the post-hoc feature cache
 EVAL_DIR, TENSORBOARD_DIR = "eval", "tb"  # the evaluation of best.pt; TensorBoard's events
+EVALUATIONS_DIR = "evaluations"  # later evaluations of a checkpoint of the stage (oltr-eval), one folder each
 METRICS_FILE, PER_CLASS_FILE = "metrics.json", "per_class.csv"  # in eval/
 LOGITS_FILE, IDENTIFICATION_FILE = "logits.npz", "identification.npz"  # in eval/: the arrays of either kind of evaluation
 RESULTS = (LOG_FILE, LAST_FILE, BEST_FILE, EVAL_DIR)  # what a fresh start would destroy
@@ -69,6 +71,7 @@ class RunFolder:
     features = property(lambda self: self.path / FEATURES_FILE)
     tensorboard = property(lambda self: self.path / TENSORBOARD_DIR)
     eval = property(lambda self: self.path / EVAL_DIR)
+    evaluations = property(lambda self: self.path / EVALUATIONS_DIR)
     metrics = property(lambda self: self.eval / METRICS_FILE)
     per_class = property(lambda self: self.eval / PER_CLASS_FILE)
     logits = property(lambda self: self.eval / LOGITS_FILE)
@@ -172,13 +175,15 @@ def folder_problems(cfg: ExperimentConfig) -> list:
     folder = folder_of(cfg)
     held = held_results(folder.path)
     if not held or cfg.overwrite: return []
-    if not cfg.resume:
-        return [f"{folder.path} holds a run ({', '.join(held)}): continue it with resume=True (--resume), start it again "
-                "with overwrite=True (--overwrite; its files are removed), or give another out_dir"]
-    try: stored = read_config(folder.path)
+    try: diff = setting_differences(read_config(folder.path), cfg)
     except (OSError, ValueError) as err:
         return [f"{folder.config}: cannot read the run's settings ({err}); start it again with overwrite=True (--overwrite)"]
-    diff = setting_differences(stored, cfg)
+    if not cfg.resume and is_finished(folder.path) and diff:
+        return [f"{folder.path} holds a run ({', '.join(held)}), finished with other settings ({'; '.join(diff)}): start it "
+                "again with overwrite=True (--overwrite; its files are removed), or give another name (--name) or out_dir"]
+    if not cfg.resume:
+        return [f"{folder.path} holds a run ({', '.join(held)}): continue it with resume=True (--resume), start it again "
+                "with overwrite=True (--overwrite; its files are removed), or give another name (--name) or out_dir"]
     return [f"{folder.path}: resume=True, but the run there has other settings: {'; '.join(diff)}. Only these may change on "
             f"resume: {', '.join(RESULT_NEUTRAL)}; for other settings start again with overwrite=True (--overwrite) or "
             "give another out_dir"] if diff else []

@@ -35,9 +35,9 @@ def _parse_tuple(kind):
     return parse
 
 # %% ../nbs/25_train.ipynb #a5259a6b
-def fail(message: str, status: int):
-    "End the command: `oltr-train: <message>` on stderr, exit status `status`."
-    print(f"oltr-train: {message}", file=sys.stderr)
+def fail(message: str, status: int, command: str = "oltr-train"):
+    "End the command: `<command>: <message>` on stderr, exit status `status`."
+    print(f"{command}: {message}", file=sys.stderr)
     sys.exit(status)
 
 FLAG_GROUPS = {  # every configuration field but dataset, method and stage, in the group its option is listed under
