@@ -24,7 +24,8 @@ from .manifests import DATASETS, load_manifest
 from .models import OFFICIAL_MODELS, load_official_checkpoint
 from .paper_report import paper_numbers
 from .preflight import preflight, problems_text
-from .run_folder import CONFIG_FILE, RunFolder, hold, unwritable
+from .run_folder import (BEST_FILE, CONFIG_FILE, EVAL_DIR, LAST_FILE, LOGITS_FILE, METRICS_FILE, PER_CLASS_FILE, RunFolder,
+                                hold, unwritable)
 from .runtime import StageRun, load_checkpoint, resolve_device
 from .stage import build_stage_model, load_data
 from .train import add_field_option, fail, help_layout
@@ -94,7 +95,7 @@ def evaluate_checkpoint(checkpoint, # this project's best.pt/last.pt, or an offi
                        ) -> dict: # run_dir (the evaluation's folder) and metrics
     "Evaluate a checkpoint on test + open, writing config.json and eval/ (metrics.json naming the checkpoint) in its folder."
     path, settings = Path(checkpoint), check_eval_settings(settings)
-    ckpt = load_checkpoint(path, "give a best.pt or last.pt of a run, or an official final_model_checkpoint.pth")
+    ckpt = load_checkpoint(path, f"give a {BEST_FILE} or {LAST_FILE} of a run, or an official final_model_checkpoint.pth")
     cfg = checkpoint_config(ckpt, path, dataset, settings)
     folder = Path(out) if out else RunFolder(path.parent).evaluations / evaluation_name(path, settings)
     if problems := eval_problems(cfg, folder):
@@ -136,9 +137,9 @@ def beside_paper(metrics: dict) -> Optional[str]: # a metrics.json
 def make_parser() -> argparse.ArgumentParser:
     "The argument parser of `oltr-eval`: the checkpoint, its dataset, the folder, and the evaluation settings."
     p = OneLineParser(prog="oltr-eval", formatter_class=help_layout, description=(
-        "Evaluate a checkpoint on the test and open sets without training: a run's best.pt or last.pt, or the official "
-        "code's final_model_checkpoint.pth (ImageNet-LT or Places-LT, stage 1 or 2). Writes config.json and eval/ "
-        "(metrics.json naming the checkpoint and its SHA-256, per_class.csv, logits.npz) in the evaluation's folder."))
+        f"Evaluate a checkpoint on the test and open sets without training: a run's {BEST_FILE} or {LAST_FILE}, or the official "
+        f"code's final_model_checkpoint.pth (ImageNet-LT or Places-LT, stage 1 or 2). Writes {CONFIG_FILE} and {EVAL_DIR}/ "
+        f"({METRICS_FILE} naming the checkpoint and its SHA-256, {PER_CLASS_FILE}, {LOGITS_FILE}) in the evaluation's folder."))
     p.add_argument("checkpoint", help="the checkpoint file")
     p.add_argument("--dataset", choices=DATASETS, metavar="DATASET", help="an official checkpoint's dataset: imagenet_lt or places_lt "
                    "(this project's checkpoints name their own)")

@@ -301,7 +301,7 @@ def setting_sources(cfg: ExperimentConfig, # the resolved configuration
                     file_values: dict, flag_values: dict, # what a settings file and the flags gave (None: not given)
                    ) -> dict: # setting -> one of SOURCES
     "Where each setting of `cfg` comes from."
-    preset = preset_values(cfg.dataset, cfg.method, cfg.stage)
+    preset = {**preset_values(cfg.dataset, cfg.method, cfg.stage), "stage": cfg.stage}  # the stages: the method's own
     given = lambda values: {k for k, v in values.items() if v is not None}
     by_flag, by_file = given(flag_values), given(file_values)
     return {f.name: "flag" if f.name in by_flag else "file" if f.name in by_file else "preset" if f.name in preset else "default"

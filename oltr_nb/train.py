@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['TUPLE_FIELDS', 'FLAG_GROUPS', 'HELP_WIDTH', 'RUN_OPTIONS', 'fail', 'help_layout', 'add_field_option', 'make_parser',
-           'resolve_configs', 'settings_text', 'write_problem', 'run_stages', 'main']
+           'resolve_configs', 'settings_text', 'write_problem', 'finished_stages', 'run_stages', 'main']
 
 # %% ../nbs/25_train.ipynb #59068e47
 import argparse, dataclasses, errno, json, sys
+from dataclasses import replace
 from typing import Optional
 
 import torch.distributed as dist
@@ -121,11 +122,24 @@ def write_problem(err: OSError) -> Optional[str]:
     return (f"{err.filename}: could not be written ({err.strerror}); the last good checkpoint is kept: free space or "
             "give a writable out_dir, then continue with --resume")
 
+def finished_stages(cfgs: list) -> list: # the first stages of `cfgs`, those finished
+    "The stages finished with these settings on these data (their lists' digest): reported, not trained again."
+    done = cfgs[:len(cfgs) - len(stages_to_run(cfgs))]
+    if not done: return []
+    check_inputs([replace(c, overwrite=True) for c in cfgs])  # the data are checked before they are read; the folders stay as they are
+    digest = load_data(cfgs[0]).split_digest
+    for cfg in done:
+        was = read_metrics(run_dir(cfg))["provenance"].get("split_digest")
+        if was not in (None, digest):
+            raise InputError(f"{run_dir(cfg)}: finished with these settings on other data (split digest {was[:12]}..., the lists "
+                             f"read now give {digest[:12]}...): start it again with --overwrite, or give another --name or --out-dir")
+    return done
+
 def run_stages(cfgs: list, dry_run: bool = False):
     "Report the stages finished with these settings, check the inputs of the others, and train them (unless `dry_run`)."
-    todo = cfgs if cfgs[0].overwrite else stages_to_run(cfgs)
-    rank0 = world()[0] == 0
-    for cfg in cfgs[:len(cfgs) - len(todo)]:
+    done = [] if cfgs[0].overwrite or cfgs[0].resume else finished_stages(cfgs)  # --resume continues (or evaluates again)
+    todo, rank0 = cfgs[len(done):], world()[0] == 0
+    for cfg in done:
         if rank0: print(f"{run_dir(cfg)}: finished with these settings, not trained again (--overwrite trains it again)\n"
                         + stage_summary(dict(run_dir=run_dir(cfg), metrics=read_metrics(run_dir(cfg)))))
     if not todo: return

@@ -56,6 +56,13 @@ def test_resume_refuses_a_checkpoint_of_other_data(tmp_path):
     said = one_message(oltr_train(*args, "--resume"))
     assert f"{last}: trained on other data (split digest ffffffffffff..." in said and "--overwrite" in said
     assert files(tmp_path) == before
+    metrics = stage_dir(tmp_path) / "eval" / "metrics.json"
+    m = json.loads(metrics.read_text())
+    metrics.write_text(json.dumps({**m, "provenance": {**m["provenance"], "split_digest": "e" * 64}}))
+    before = files(tmp_path)
+    said = one_message(oltr_train(*args))  # met again without --resume: a finished run on other lists is not its result
+    assert "finished with these settings on other data (split digest eeeeeeeeeeee..." in said and "--overwrite" in said
+    assert files(tmp_path) == before
 
 
 def test_resume_refuses_the_other_stages_checkpoint(tmp_path):

@@ -118,13 +118,17 @@ def no_traceback(res):
 
 
 def test_run_folder_holds_one_run(tmp_path):
-    "A fresh start into a run is refused, a resume with other settings too (naming them); --overwrite starts clean."
+    "A finished run met again is reported, not trained; a fresh start with other settings is refused naming them, a resume too; --overwrite starts clean."
     args = [*QUICK, "--method", "plain", "--epochs", "2", "--out-dir", str(tmp_path)]
     assert oltr_train(*args).returncode == 0
     folder = stage_dir(tmp_path)
     before = {p.name: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file() and p.name != ".lock"}
-    said = no_traceback(oltr_train(*args))
-    assert f"{folder} holds a run" in said and "--resume" in said and "--overwrite" in said
+    again = oltr_train(*args)
+    assert again.returncode == 0 and f"{folder}: finished with these settings, not trained again" in again.stdout
+    assert f"metrics:     {folder / 'eval' / 'metrics.json'}" in again.stdout
+    said = no_traceback(oltr_train(*args, "--lr-scale", "0.5"))
+    assert f"{folder} holds a run" in said and "finished with other settings (lr_scale: 1.0 in the run, 0.5 now)" in said
+    assert "--overwrite" in said and "--name" in said
     said = no_traceback(oltr_train(*args, "--resume", "--lr-scale", "0.5"))
     assert "lr_scale: 1.0 in the run, 0.5 now" in said and "num_workers" in said
     assert before == {p.name: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file() and p.name != ".lock"}
