@@ -15,8 +15,8 @@ from .metrics import SHOT_RULES
 from .data import FASHION_MNIST_DIR
 from .manifests import DATASETS, PROFILES
 from .lt_lists import make_lt, make_member, prepare_fashion_mnist_lt, stats, verify
-from .sun_lt import prepare_sun_lt
-from .faces import make_ms1m_lt, megaface_lists, prepare_ms1m_lt
+from .sun_lt import long_tail_summary, prepare_sun_lt
+from .faces import PAPER_MS1M_LT_IMAGES, make_ms1m_lt, megaface_lists, prepare_ms1m_lt, sample_summary
 
 # %% auto #0
 __all__ = ['main']
@@ -76,14 +76,10 @@ def _face_parsers(sub):
     f.add_argument("--root", help="the data root list paths are relative to (default: the folder above --images)")
     f.add_argument("--out", help="where the lists go (default: the data root)")
     f.add_argument("--hold-out", help="file of identities (one per line) that get no training face: zero-shot")
-    f.add_argument("--profile", choices=PROFILES, default="pareto", help="size profile (default pareto, as ImageNet-LT)")
-    f.add_argument("--alpha", type=float, default=6.0, help="Pareto shape (default 6, ImageNet-LT's)")
-    f.add_argument("--rho", type=float, default=100.0, help="exponential imbalance ratio (default 100)")
-    f.add_argument("--max", type=int, dest="n_max", help="largest identity's training faces (default: the largest available)")
-    f.add_argument("--min", type=int, dest="n_min", default=1, help="fewest training faces of a kept identity (default 1: one-shot)")
-    f.add_argument("--identities", type=int, help="keep a seeded sample of this many identities (default all)")
+    f.add_argument("--target-images", type=int, default=PAPER_MS1M_LT_IMAGES,
+                   help=f"training faces to keep on average (default {PAPER_MS1M_LT_IMAGES:,}, the paper's 887.5K)")
     f.add_argument("--val-identities", type=int, default=2000, help="identities giving one left-over face to val (default 2000)")
-    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--seed", type=int, default=0, help="seed of the draw")
     g = sub.add_parser("megaface-lists", help="write the MegaFace identification lists (FaceScrub probes, distractors)")
     g.add_argument("--root", required=True, help="the data root, holding the FaceScrub and MegaFace image folders")
     g.add_argument("--facescrub", default="facescrub", help="FaceScrub folder <person>/<image>, inside the root (default facescrub)")
@@ -124,8 +120,9 @@ def _run(a) -> dict:
         return res
     if a.command == "make-lt": return _make_lt_command(a)
     if a.command == "make-ms1m-lt":
-        return make_ms1m_lt(a.images, a.out, a.root, a.hold_out, a.alpha, a.n_max, a.n_min, a.seed, a.identities,
-                            a.val_identities, a.profile, a.rho)
+        res = make_ms1m_lt(a.images, a.out, a.root, a.hold_out, a.target_images, a.seed, a.val_identities)
+        print(sample_summary(res["sample"]), file=sys.stderr)
+        return res
     if a.command == "megaface-lists":
         return megaface_lists(a.root, a.facescrub, a.megaface, a.out, a.probe_list, a.distractor_list, a.facescrub_noises,
                               a.megaface_noises, a.actors, a.actresses)
@@ -133,7 +130,9 @@ def _run(a) -> dict:
         if a.source is None: raise InputError("prepare ms1m_lt needs --source: insightface's RecordIO folder or an image folder")
         return prepare_ms1m_lt(a.source, a.out, progress=True)
     if a.dataset == "fashion_mnist_lt": return prepare_fashion_mnist_lt(a.source, a.out)
-    return prepare_sun_lt(a.source, a.out, a.sample)
+    res = prepare_sun_lt(a.source, a.out, a.sample)
+    if "long_tail" in res: print(long_tail_summary(res["long_tail"]), file=sys.stderr)
+    return res
 
 # %% ../nbs/12_data_cli.ipynb #7a02d446
 def main(argv=None) -> int:

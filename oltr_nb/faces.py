@@ -16,15 +16,15 @@ import numpy as np
 import yaml
 
 from .core import InputError, check_number
-from .manifests import exp_profile, pareto_profile
 from .split_files import IMAGE_SIGNATURES, split_stats
-from .lt_lists import check_profile, manifest_entry
+from .lt_lists import manifest_entry
 
 # %% auto #0
-__all__ = ['RECORDIO_MAGIC', 'FACE_SUFFIXES', 'IMAGE_SUFFIXES', 'read_record', 'unpack_image_record', 'read_index',
-           'recordio_faces', 'image_suffix', 'identity_faces', 'prepare_ms1m_lt', 'ms1m_lt_sample', 'read_names',
-           'relative_to_root', 'make_ms1m_lt', 'template_paths', 'folder_images', 'without_noise', 'facescrub_sexes',
-           'megaface_lists']
+__all__ = ['RECORDIO_MAGIC', 'FACE_SUFFIXES', 'IMAGE_SUFFIXES', 'PAPER_MS1M_LT_IMAGES', 'PAPER_MS1M_LT_IDENTITIES', 'read_record',
+           'unpack_image_record', 'read_index', 'recordio_faces', 'image_suffix', 'identity_faces', 'prepare_ms1m_lt',
+           'keep_constant', 'ms1m_lt_expectation', 'ms1m_lt_sample', 'sample_counts', 'ms1m_lt_report',
+           'sample_summary', 'read_names', 'relative_to_root', 'make_ms1m_lt', 'template_paths', 'folder_images',
+           'without_noise', 'facescrub_sexes', 'megaface_lists']
 
 # %% ../nbs/11_faces.ipynb #6bdb6128
 RECORDIO_MAGIC = 0xCED7230A  # first 4 bytes of every record (little-endian)
@@ -130,41 +130,88 @@ def prepare_ms1m_lt(source, # insightface's RecordIO folder (train.rec, train.id
     return dict(dataset="ms1m_lt", source=str(source), kind="recordio", out=str(out), identities=len(counts),
                 images=sum(counts.values()), ok=not problems, problems=problems)
 
+# %% ../nbs/11_faces.ipynb #8d074676
+PAPER_MS1M_LT_IMAGES = 887_500  # MS1M-LT's training images as the OLTR paper gives them (about 887.5K, section 5.1)
+PAPER_MS1M_LT_IDENTITIES = 74_500  # and its identities (about 74.5K, the same paragraph)
+
+def keep_constant(counts, # images of each identity, n_i >= 1
+                  target: float, # images to keep on average
+                 ) -> float: # c
+    "The c for which keeping each image of identity i with probability min(1, c n_i) keeps `target` images on average."
+    n = np.sort(np.asarray(counts, dtype=float))[::-1]
+    if not len(n) or n[-1] < 1: raise InputError("every identity sampled from needs at least one image")
+    check_number("--target-images", target, 0, low_open=True)
+    if target > n.sum(): raise InputError(f"--target-images {target:g} is above the {n.sum():.0f} images there are to sample from: ask for at most that many")
+    c = (target - np.concatenate([[0.0], np.cumsum(n[:-1])])) / np.cumsum((n ** 2)[::-1])[::-1]  # c_k: the k largest capped
+    return float(c[np.argmax(c * n <= 1 + 1e-12)])
+
+# %% ../nbs/11_faces.ipynb #66fd6bbf
+def ms1m_lt_expectation(counts, # images of each identity, n_i
+                        target: float, # images to keep on average
+                       ) -> dict: # c, p (per identity), and the expected images and identities with their standard deviations
+    "What the draw that keeps `target` images on average gives: c, each identity's p, the mean and spread of the images and identities kept."
+    n = np.asarray(counts, dtype=float)
+    c = keep_constant(n, target)
+    p = np.minimum(1.0, c * n)
+    q = 1 - (1 - p) ** n  # identity i keeps at least one image
+    return dict(c=c, p=p, images=float(n @ p), images_sd=float(np.sqrt(n @ (p * (1 - p)))),
+                identities=float(q.sum()), identities_sd=float(np.sqrt(q @ (1 - q))))
+
 # %% ../nbs/11_faces.ipynb #90d0db29
-def _draw_faces(faces: dict, names: list, sizes: dict, seed: int, val_identities: int) -> dict:
-    "Each identity's training faces (a seeded shuffle's first `sizes[name]`), and one left-over face of `val_identities` identities."
+def _draw_faces(faces: dict, names: list, p, seed: int, val_identities: int) -> dict:
+    "Each face of identity names[i] kept for training with probability p[i]; one face left over by each of `val_identities` kept identities for val."
     rng, train, spare = np.random.default_rng([seed, 1]), [], {}
-    for n in names:
-        order = [faces[n][i] for i in rng.permutation(len(faces[n]))]
-        k = min(int(sizes[n]), len(order))
-        train += [(n, f) for f in order[:k]]; spare[n] = order[k:]
-    has_spare = [n for n in names if spare[n] and sizes[n] > 0]
-    chosen = np.random.default_rng([seed, 2]).choice(has_spare, min(val_identities, len(has_spare)), replace=False).tolist()
-    counts = Counter(n for n, _ in train)
-    return dict(train=train, val=[(n, spare[n][0]) for n in sorted(chosen)], identities=[(n, counts[n]) for n in sorted(counts)])
+    for n, pn in zip(names, p):
+        keep = rng.random(len(faces[n])) < pn
+        train += [(n, f) for f, k in zip(faces[n], keep) if k]
+        spare[n] = [f for f, k in zip(faces[n], keep) if not k]
+    counts, pick = Counter(n for n, _ in train), np.random.default_rng([seed, 2])
+    has_spare = [n for n in names if spare[n] and counts[n]]
+    chosen = sorted(pick.choice(has_spare, min(val_identities, len(has_spare)), replace=False).tolist())
+    return dict(train=train, val=[(n, spare[n][pick.integers(len(spare[n]))]) for n in chosen],
+                identities=[(n, counts[n]) for n in sorted(counts)])
 
 # %% ../nbs/11_faces.ipynb #63db060f
 def ms1m_lt_sample(faces: dict, # identity -> face file names (identity_faces)
-                   alpha: float = 6.0, n_max: int | None = None, n_min: int = 1, seed: int = 0, # the Pareto profile of the sizes (manifests.pareto_profile)
+                   target: float = PAPER_MS1M_LT_IMAGES, # training faces to keep on average
+                   seed: int = 0, # seed of the draw
                    hold_out=(), # identities that get no training face
-                   identities: int | None = None, # keep a seeded sample of this many identities
                    val_identities: int = 2000, # identities that give one left-over face to val
-                   profile: str = "pareto", rho: float = 100.0, # "exp": the exponential profile instead
-                  ) -> dict: # train and val as (identity, face) lists, identities as (name, training faces)
-    "The long-tailed sample of an identity folder: training and val faces of each identity."
+                  ) -> dict: # train and val as (identity, face) lists, identities as (name, training faces), expected
+    "MS1M-LT's sample of an identity folder: each face of identity i kept with probability min(1, c n_i), `target` faces on average."
     held = set(hold_out)
     names = [n for n in faces if n not in held and faces[n]]
     if not names: raise InputError("no identity with a face is left outside --hold-out: nothing to sample")
     check_number("--seed", seed, 0, integer=True)
     check_number("--val-identities", val_identities, 0, integer=True)
-    if identities is not None:
-        check_number("--identities", identities, 1, len(names), integer=True)
-        names = sorted(np.random.default_rng([seed, 0]).choice(names, identities, replace=False).tolist())
-    avail = np.array([len(faces[n]) for n in names])
-    n_max = check_profile(profile, alpha, rho, n_max, n_min, seed, int(avail.max()))
-    want = pareto_profile(len(names), n_max, alpha, n_min, seed) if profile == "pareto" else exp_profile(n_max, rho, len(names))
-    sizes = dict(zip(np.array(names)[np.random.default_rng([seed, 3]).permutation(len(names))].tolist(), np.maximum(want, n_min)))
-    return _draw_faces(faces, names, sizes, seed, val_identities)
+    expected = ms1m_lt_expectation([len(faces[n]) for n in names], target)
+    drawn = _draw_faces(faces, names, expected.pop("p"), seed, val_identities)
+    if not drawn["train"]: raise InputError(f"the draw with seed {seed} kept no face: raise --target-images")
+    return {**drawn, "expected": expected}
+
+def sample_counts(identities: list) -> dict: # (name, training faces) of each kept identity
+    "The images and identities of a sample, and the fewest, median and most images of an identity."
+    c = np.array([k for _, k in identities])
+    return dict(images=int(c.sum()), identities=len(c), min_per_identity=int(c.min()), median_per_identity=float(np.median(c)),
+                max_per_identity=int(c.max()))
+
+# %% ../nbs/11_faces.ipynb #8090a1b1
+def ms1m_lt_report(s: dict, # ms1m_lt_sample's result
+                   target: float, # the target it was drawn for
+                   seed: int, # the seed it was drawn with
+                  ) -> dict:
+    "How the sample was drawn, what it gives on average, what it got, and the paper's counts beside them."
+    e = s["expected"]
+    return dict(rule="each face of identity i kept with probability min(1, c * n_i), n_i its faces", target_images=target, seed=seed,
+                c=e["c"], expected={k: round(v, 1) for k, v in e.items() if k != "c"}, realised=sample_counts(s["identities"]),
+                paper=dict(images=PAPER_MS1M_LT_IMAGES, identities=PAPER_MS1M_LT_IDENTITIES))
+
+def sample_summary(r: dict) -> str: # ms1m_lt_report's result
+    "One line: the images and identities the sample got, beside their expected values and the paper's."
+    e, g, p = r["expected"], r["realised"], r["paper"]
+    return (f"MS1M-LT sample: {g['images']:,} images (expected {e['images']:,.1f} +/- {e['images_sd']:,.1f}; the paper: {p['images']:,}), "
+            f"{g['identities']:,} identities (expected {e['identities']:,.1f} +/- {e['identities_sd']:,.1f}; the paper: {p['identities']:,}); "
+            f"images per identity: min {g['min_per_identity']}, median {g['median_per_identity']:g}, max {g['max_per_identity']}")
 
 # %% ../nbs/11_faces.ipynb #cc3aae97
 def read_names(path) -> list: # non-empty lines that are not comments
@@ -190,20 +237,20 @@ def make_ms1m_lt(images, # the image folder <identity>/<image> (DATA_ROOT/ms1m)
                  out=None, # where the lists go; default the data root
                  root=None, # the data root list paths are relative to; default the folder above `images`
                  hold_out=None, # file of identities to leave out of training (zero-shot)
-                 alpha: float = 6.0, n_max: int | None = None, n_min: int = 1, seed: int = 0,
-                 identities: int | None = None, val_identities: int = 2000, profile: str = "pareto", rho: float = 100.0,
-                ) -> dict: # the manifest entry of the training list
+                 target: float = PAPER_MS1M_LT_IMAGES, # training faces to keep on average (--target-images)
+                 seed: int = 0, # seed of the draw
+                 val_identities: int = 2000, # identities that give one left-over face to val
+                ) -> dict: # the manifest entry of the training list; its `sample` is ms1m_lt_report's
     "Write MS1M-LT's lists (train, val, identities) and the training list's manifest entry."
     images = Path(images); root = Path(root or images.resolve().parent); out = Path(out or root)
     prefix, faces = relative_to_root(images, root), identity_faces(images)
     held = read_names(hold_out) if hold_out else []
     unknown = [n for n in held if n not in faces]
     if unknown: raise ValueError(f"--hold-out {hold_out}: {len(unknown)} identities are not folders of {images}: {unknown[:5]}")
-    s = ms1m_lt_sample(faces, alpha, n_max, n_min, seed, held, identities, val_identities, profile, rho)
+    s = ms1m_lt_sample(faces, target, seed, held, val_identities)
     _write_ms1m_lists(out, prefix, s)
-    params = dict(kind=profile, seed=seed, n_min=n_min, **({"alpha": alpha} if profile == "pareto" else {"rho": rho}),
-                  n_max=max(c for _, c in s["identities"]), identities=identities, val_identities=val_identities)
-    entry = manifest_entry(out / "ms1m_lt_train.txt", profile=params, val=split_stats(out / "ms1m_lt_val.txt")["content_digest"],
+    entry = manifest_entry(out / "ms1m_lt_train.txt", sample={**ms1m_lt_report(s, target, seed), "val_identities": val_identities},
+                           val=split_stats(out / "ms1m_lt_val.txt")["content_digest"],
                            held_out=dict(identities=len(held), sha256=hashlib.sha256("\n".join(sorted(held)).encode()).hexdigest()),
                            made_from=dict(images=str(images), identities=len(faces), faces=sum(map(len, faces.values()))))
     entry.pop("groups")  # the paper's shot boundaries for identities are unknown

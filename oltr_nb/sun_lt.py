@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .manifests import Manifest, load_manifest
+from .manifests import Manifest, exp_profile, load_manifest, pareto_profile
 from .split_files import SplitEntry, image_problem
-from .lt_lists import make_lt_list, manifest_entry, seeded_sample
+from .lt_lists import check_profile, manifest_entry, seeded_sample
 
 # %% auto #0
-__all__ = ['sun397_classes', 'sun397_list', 'sun397_images', 'sun_lt_splits', 'partition_file', 'write_sun_lt', 'verify_sun397',
-           'prepare_sun_lt']
+__all__ = ['sun397_classes', 'sun397_list', 'sun397_images', 'ranked_sizes', 'long_tail_summary', 'ranked_lt_list',
+           'sun_lt_splits', 'partition_file', 'write_sun_lt', 'verify_sun397', 'prepare_sun_lt']
 
 # %% ../nbs/10_sun_lt.ipynb #920b4599
 def sun397_classes(partitions) -> list: # the Partitions folder
@@ -45,13 +45,52 @@ def sun397_images(images, classes: list) -> list:
         out += [SplitEntry(f"{c}/{p.name}", label, 0) for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() == ".jpg"]
     return out
 
+# %% ../nbs/10_sun_lt.ipynb #0a54b5a4
+def _ends(sizes) -> dict:
+    "The largest, smallest and total of some class sizes."
+    return dict(largest=int(sizes.max()), smallest=int(sizes.min()), total=int(sizes.sum()))
+
+def ranked_sizes(avail, # images each class has (label order)
+                 want, # the profile's sizes, in any order
+                ) -> tuple: # (size of each class, report)
+    "The profile's sizes by rank of what each class has (the most images, the largest size), each capped by what its class has."
+    avail, want = np.asarray(avail), np.sort(np.asarray(want))[::-1]
+    order = np.argsort(-avail, kind="stable")  # most images first; a tie keeps label order
+    sizes = np.empty_like(avail)
+    sizes[order] = np.minimum(want, avail[order])
+    return sizes, dict(classes=len(avail), capped=int((want > avail[order]).sum()), intended=_ends(want), realised=_ends(sizes))
+
+def long_tail_summary(r: dict) -> str: # ranked_sizes's report
+    "One line: how far the long tail made is from the one intended."
+    i, g = r["intended"], r["realised"]
+    return (f"SUN-LT long tail: {r['capped']} of {r['classes']} classes capped by the images they have; largest class {g['largest']:,} "
+            f"(intended {i['largest']:,}), smallest {g['smallest']:,} (intended {i['smallest']:,}), "
+            f"{g['total']:,} training images (intended {i['total']:,})")
+
+# %% ../nbs/10_sun_lt.ipynb #3f47179a
+def ranked_lt_list(entries: list, # SplitEntry of the images to draw from
+                   profile: str = "pareto", alpha: float = 6.0, rho: float = 100.0, seed: int = 0, # as make_lt_list's
+                   n_max: int | None = None, # the largest size; None: the most images a class has
+                   n_min: int = 5, # Pareto: the smallest size (exp: 1)
+                  ) -> tuple: # (kept entries in input order, ranked_sizes's report)
+    "A long-tailed subset of `entries`: the profile's sizes by rank of what each class has, capped by it, images drawn with the seed."
+    labels = np.array([e.label for e in entries])
+    classes, avail = np.unique(labels, return_counts=True)
+    floor = n_min if profile == "pareto" else 1
+    top = check_profile(profile, alpha, rho, n_max, floor, seed, int(avail.max()))
+    want = pareto_profile(len(classes), top, alpha, floor, seed) if profile == "pareto" else exp_profile(top, rho, len(classes))
+    sizes, report = ranked_sizes(avail, np.maximum(want, floor))
+    rng = np.random.default_rng([seed, 1])
+    keep = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, sizes)])
+    return [entries[i] for i in np.sort(keep)], report
+
 # %% ../nbs/10_sun_lt.ipynb #63038e60
 def sun_lt_splits(
     images: list, # every image of the copy (sun397_images)
     test: list, # the test partition's entries
     val_per_class: int = 20, # val images per class, drawn before the tail
-    **lt, # make_lt_list's profile, alpha, rho, seed, n_max, n_min
-) -> dict:
+    **lt, # ranked_lt_list's profile, alpha, rho, seed, n_max, n_min
+) -> tuple: # ({train, val, test: entries}, ranked_sizes's report of the training list)
     "SUN-LT's entries: test as given; val and the long-tailed train from the other images."
     held = {e.path for e in test}
     pool = [e for e in images if e.path not in held]
@@ -60,8 +99,8 @@ def sun_lt_splits(
     if short: raise ValueError(f"classes {short[:5]} keep {val_per_class} or fewer images besides the test list: no training image left")
     rng = np.random.default_rng([lt.get("seed", 0), 2])
     val = set(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:val_per_class] for c in np.unique(labels)]).tolist())
-    train, _ = make_lt_list([e for i, e in enumerate(pool) if i not in val], **lt)
-    return dict(train=train, val=[pool[i] for i in sorted(val)], test=list(test))
+    train, report = ranked_lt_list([e for i, e in enumerate(pool) if i not in val], **lt)
+    return dict(train=train, val=[pool[i] for i in sorted(val)], test=list(test)), report
 
 # %% ../nbs/10_sun_lt.ipynb #2c100cd1
 def partition_file(root, kind: str, k: int) -> Path:
@@ -73,17 +112,17 @@ def write_sun_lt(m: Manifest, # the sun_lt manifest (the generator's settings: i
                  test: list, # the test partition's entries (sun397_list)
                  images: list, # every image of the copy (sun397_images)
                  out, # where the lists and their manifest go
-                ) -> Manifest: # the manifest written
+                ) -> tuple: # (the manifest written, ranked_sizes's report of the training list)
     "Write SUN-LT's lists from a SUN-397 copy's classes, test entries and images, and `<out>/sun_lt.yaml`."
     s, out = m.split, Path(out); out.mkdir(parents=True, exist_ok=True)
-    made = sun_lt_splits(images, test, s.val_per_class, profile=s.profile.kind, **s.profile.settings())
+    made, tail = sun_lt_splits(images, test, s.val_per_class, profile=s.profile.kind, **s.profile.settings())
     splits = {}
     for k, entries in made.items():
         (out / m.splits[k].file).write_text("".join(f"{e.path} {e.label}\n" for e in entries))
         splits[k] = manifest_entry(out / m.splits[k].file, m.thresholds.many, m.thresholds.few)
-    new = {**m.raw, "num_classes": len(classes), "splits": splits}
+    new = {**m.raw, "num_classes": len(classes), "splits": splits, "long_tail": tail}
     (out / "sun_lt.yaml").write_text(yaml.safe_dump(new, sort_keys=False, default_flow_style=None))
-    return Manifest.from_dict(new, str(out / "sun_lt.yaml"))
+    return Manifest.from_dict(new, str(out / "sun_lt.yaml")), tail
 
 # %% ../nbs/10_sun_lt.ipynb #184dedb0
 def _read_partitions(root: Path, classes: list, par: dict, problems: list) -> dict: # partition file -> its entries
@@ -125,13 +164,13 @@ def prepare_sun_lt(source, # the folder holding SUN397/ and Partitions/
                    out=None, # where the lists and their manifest go; None: `source`
                    sample: int | None = None, # decode only this many of the partitions' images (seeded); None: all
                    manifest: Manifest | None = None, # the facts and the generator's settings; None: the shipped sun_lt manifest
-                  ) -> dict:
+                  ) -> dict: # the check's result; from a whole copy also `written`, `manifest` and `long_tail` (ranked_sizes's report)
     "Check a SUN-397 copy; when it is whole, write SUN-LT's lists and their manifest into `out` (default: `source`)."
     if source is None: raise ValueError("--source is required for sun_lt: the folder holding SUN397/ and Partitions/")
     m = manifest or load_manifest("sun_lt")
     res, classes, lists, images = _check_sun397(source, sample, 0, m)
     if res["ok"]:
-        made = write_sun_lt(m, classes, lists[partition_file(source, "Testing", m.split.partition)], images, out or source)
+        made, res["long_tail"] = write_sun_lt(m, classes, lists[partition_file(source, "Testing", m.split.partition)], images, out or source)
         res["written"] = {k: dict(file=str(Path(out or source) / v.file), lines=v.entry["lines"]) for k, v in made.splits.items()}
         res["manifest"] = str(Path(out or source) / "sun_lt.yaml")
     return res

@@ -9,8 +9,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from oltr_nb.manifests import DATASETS, MANIFEST_DIR
+from oltr_nb.manifests import DATASETS, MANIFEST_DIR, load_manifest
 from oltr_nb.data_cli import main
+from oltr_nb.sun_lt import prepare_sun_lt, ranked_sizes
 
 
 def run(capsys, *argv):
@@ -226,6 +227,52 @@ def test_prepare_sun_lt_checks_the_copy_before_writing(capsys, tmp_path):
     assert any("Testing_01.txt:2: image 'b/bedroom/sun_9.jpg' not found" in p for p in res["problems"])
     assert any("6 images, SUN-397 has 108754" in p for p in res["problems"])
     assert not (tmp_path / "SUN_LT_train.txt").exists()
+
+
+def sun_copy(root, per_class: dict):
+    "A SUN-397-like copy: per_class[c] JPEGs in SUN397/<c>/, one partition with image 0 of each class for test and 1 for training."
+    for c, n in per_class.items():
+        (root / "SUN397" / c).mkdir(parents=True)
+        for k in range(n): Image.new("RGB", (8, 8), (30 * k, 90, 200)).save(root / "SUN397" / c / f"sun_{k:02d}.jpg")
+    (root / "Partitions").mkdir()
+    (root / "Partitions" / "ClassName.txt").write_text("".join(f"/{c}\n" for c in per_class))
+    for kind, k in (("Testing", 0), ("Training", 1)):
+        (root / "Partitions" / f"{kind}_01.txt").write_text("".join(f"/{c}/sun_{k:02d}.jpg\n" for c in per_class))
+    return root
+
+
+def tiny_sun(images: int, rho: float):
+    "The shipped sun_lt manifest with the facts of a 3-class copy of one partition, 1 val image per class, the exp profile."
+    sm = load_manifest("sun_lt")
+    return sm.updated(source={**sm.raw["source"], "parent": {"classes": 3, "images": images, "partitions": 1,
+                                                            "per_class_per_partition": {"train": 1, "test": 1}}},
+                      split={**sm.raw["split"], "val_per_class": 1, "profile": {"kind": "exp", "rho": rho, "seed": 0}},
+                      splits={k: {"file": v.file} for k, v in sm.splits.items()})
+
+
+def test_ranked_sizes_by_hand():
+    "Classes with 30, 80, 10, 50 images, sizes 60, 55, 20, 12: 80 takes 60, 50 takes 55 (capped to 50), 30 takes 20, 10 takes 12 (capped)."
+    sizes, report = ranked_sizes([30, 80, 10, 50], [12, 55, 60, 20])
+    assert sizes.tolist() == [20, 60, 10, 50]
+    assert report == dict(classes=4, capped=2, intended=dict(largest=60, smallest=12, total=147),
+                          realised=dict(largest=60, smallest=10, total=140))
+
+
+def test_prepare_sun_lt_gives_the_sizes_by_rank_and_reports_them(capsys, tmp_path, monkeypatch):
+    """Classes of 7, 12 and 9 images keep 5, 10 and 7 after test and val; the exp profile (rho 4) is 10, 5, 2: by rank the
+    12-image class takes 10, the 9-image one 5, the 7-image one 2 (in label order the first would have taken 10 and kept 5)."""
+    sun_copy(tmp_path, {"a/abbey": 7, "b/bedroom": 12, "c/canal": 9})
+    monkeypatch.setattr("oltr_nb.sun_lt.load_manifest", lambda name: tiny_sun(28, 4))
+    code, res, err = run(capsys, "prepare", "sun_lt", "--source", tmp_path, "--out", tmp_path / "lists")
+    assert code == 0, err
+    labels = [int(l.split()[1]) for l in (tmp_path / "lists" / "SUN_LT_train.txt").read_text().splitlines()]
+    assert [labels.count(c) for c in range(3)] == [2, 10, 5]
+    assert res["long_tail"] == dict(classes=3, capped=0, intended=dict(largest=10, smallest=2, total=17),
+                                    realised=dict(largest=10, smallest=2, total=17))
+    assert yaml.safe_load((tmp_path / "lists" / "sun_lt.yaml").read_text())["long_tail"] == res["long_tail"]
+    assert "SUN-LT long tail: 0 of 3 classes capped by the images they have; largest class 10 (intended 10)" in err
+    flat = prepare_sun_lt(tmp_path, tmp_path / "flat", manifest=tiny_sun(28, 1))["long_tail"]   # 10 each: two classes have fewer
+    assert flat == dict(classes=3, capped=2, intended=dict(largest=10, smallest=10, total=30), realised=dict(largest=10, smallest=5, total=22))
 
 
 def test_make_lt_records_a_family_member(capsys, tmp_path):

@@ -1,18 +1,25 @@
-"""MS1M-LT and MegaFace as a user meets them: a RecordIO pack unpacked, the long-tailed sample drawn, the MegaFace
-lists written, and the face ResNet-50 trained with plain, range and OLTR through `oltr-train`, ending in an
-identification report; and the embedded stand-ins end to end."""
+"""MS1M-LT and MegaFace as a user meets them: a RecordIO pack unpacked, the long-tailed sample drawn as the paper
+describes it (checked by hand and against its expectation), the MegaFace lists written, and the face ResNet-50 trained
+with plain, range and OLTR through `oltr-train`, ending in an identification report; the subgroup columns in the
+paper's order; and the embedded stand-ins end to end."""
 import io
 import json
+import math
 import struct
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from conftest import ROOT, tool
 from oltr_nb.data import FASHION_MNIST_DIR
+from oltr_nb.faces import PAPER_MS1M_LT_IDENTITIES, PAPER_MS1M_LT_IMAGES, keep_constant, ms1m_lt_expectation
+from oltr_nb.manifests import load_manifest
+
+PAPER_SUBGROUPS = ["male", "female"]  # the subgroup columns of the paper's MegaFace table, in its order
 
 MAGIC = 0xCED7230A
 
@@ -52,7 +59,8 @@ def face_copy(tmp_path):
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["images"] == 28
     (tmp_path / "hold.txt").write_text("5\n")
-    res = run("oltr-data", "make-ms1m-lt", "--images", root / "ms1m", "--hold-out", tmp_path / "hold.txt", "--val-identities", "3")
+    res = run("oltr-data", "make-ms1m-lt", "--images", root / "ms1m", "--hold-out", tmp_path / "hold.txt", "--val-identities", "3",
+              "--target-images", "20")   # of the 26 faces outside the hold-out; identity 0 (8 faces) keeps all of them
     assert res.returncode == 0, res.stderr
     for person in ("Ann_A", "Bob_B", "Cy_C"):
         (root / "facescrub" / person).mkdir(parents=True)
@@ -77,12 +85,50 @@ def train_faces(root, out, method):
     i = m["identification"]
     assert m["closed"] is None and m["open"] is None and i["counts"]["trials"] == 3 * 3 * 2 and i["counts"]["distractors"] == 5
     assert 0 <= i["full"] <= 1 and i["many"] is None and i["few"] is None     # the many/few boundary is unknown
-    assert set(i["subgroups"]) == {"female", "male"}
+    assert list(i["subgroups"]) == PAPER_SUBGROUPS
     counts = dict(l.split("\t") for l in (root / "ms1m_lt_identities.txt").read_text().splitlines())
     rows = (final / "eval" / "per_class.csv").read_text().splitlines()
     assert rows[1].split(",")[:3] == ["0", "Ann_A", counts["0"].strip()] and rows[2].split(",")[2] == "0"
     assert json.loads((final / "config.json").read_text())["backbone"] == "resnet50_face"
     return i
+
+
+def test_keep_probabilities_by_hand():
+    "Identities of 20, 4, 2 and 2 images, 26 kept on average: the 20 capped, c = (26 - 20) / (16 + 4 + 4) = 1/4."
+    ex = ms1m_lt_expectation([20, 4, 2, 2], 26)
+    assert ex["c"] == pytest.approx(0.25) and ex["p"].tolist() == [1, 1, 0.5, 0.5]
+    assert (ex["images"], ex["images_sd"], ex["identities"]) == pytest.approx((26, 1, 3.5))  # sd: sqrt(2 * 2 * 1/4); 1 + 1 + 2 * 3/4
+    assert ex["identities_sd"] == pytest.approx(math.sqrt(2 * 0.75 * 0.25))
+    assert keep_constant([2, 20, 2, 4], 4.24) == pytest.approx(0.01)     # nothing capped: 4.24 / (400 + 16 + 4 + 4)
+    assert keep_constant([20, 4, 2, 2], 28) == pytest.approx(0.5)        # every image: 1 / the smallest identity
+
+
+def test_make_ms1m_lt_lands_near_its_expectation(tmp_path):
+    """A seeded draw over 600 generated identities (ceil(300 / (i + 1)) faces each, 2,349 in all), 800 faces kept on average:
+    the images and identities drawn lie within 4 standard deviations of their expectation, printed beside the paper's."""
+    images = tmp_path / "data" / "ms1m"
+    for i in range(600):
+        (images / f"id{i:03d}").mkdir(parents=True)
+        for k in range(math.ceil(300 / (i + 1))): (images / f"id{i:03d}" / f"{k}.jpg").touch()   # the draw reads names only
+    res = run("oltr-data", "make-ms1m-lt", "--images", images, "--target-images", 800, "--val-identities", 5)
+    assert res.returncode == 0, res.stderr
+    s = json.loads(res.stdout)["sample"]
+    e, got = s["expected"], s["realised"]
+    assert (e["images"], e["images_sd"], e["identities"], e["identities_sd"]) == pytest.approx((800, 12.6, 59.2, 5.1))
+    assert abs(got["images"] - e["images"]) <= 4 * e["images_sd"] and abs(got["identities"] - e["identities"]) <= 4 * e["identities_sd"]
+    assert (got["max_per_identity"], s["paper"]) == (300, dict(images=PAPER_MS1M_LT_IMAGES, identities=PAPER_MS1M_LT_IDENTITIES))
+    assert f"{got['identities']:,} identities (expected 59.2 +/- 5.1; the paper: 74,500)" in res.stderr
+    assert len((tmp_path / "data" / "ms1m_lt_identities.txt").read_text().splitlines()) == got["identities"]
+
+
+def test_subgroup_order_is_the_papers_in_both_files():
+    "The manifest's subgroups, its copy of the paper's numbers and oltr_nb/paper_numbers.yaml: male then female, same values."
+    manifest = yaml.safe_load((ROOT / "data_manifests" / "ms1m_lt.yaml").read_text())
+    paper = yaml.safe_load((ROOT / "oltr_nb" / "paper_numbers.yaml").read_text())["megaface"]
+    assert manifest["subgroups"] == load_manifest("ms1m_lt").subgroups == PAPER_SUBGROUPS
+    assert manifest["paper_numbers"]["columns"][-2:] == paper["columns"][-2:] == PAPER_SUBGROUPS
+    for key, row in (("plain_model", "Plain model"), ("range_loss", "Range loss"), ("oltr", "OLTR")):
+        assert manifest["paper_numbers"][key] == paper["rows"][row]
 
 
 def test_recordio_to_identification_report(tmp_path):
