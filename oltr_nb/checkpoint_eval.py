@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['RESULT_SETTINGS', 'SPEED_SETTINGS', 'EVAL_SETTINGS', 'check_eval_settings', 'evaluation_name', 'checkpoint_kind',
-           'official_stage', 'checkpoint_config', 'checkpoint_model', 'eval_problems', 'evaluate_checkpoint',
-           'tiny_imagenet_lt', 'beside_paper', 'make_parser', 'main']
+           'official_stage', 'checkpoint_config', 'checkpoint_model', 'posthoc_folder', 'evaluate_posthoc',
+           'eval_problems', 'refuse_problems', 'evaluate_checkpoint', 'tiny_imagenet_lt', 'beside_paper', 'make_parser',
+           'main']
 
 # %% ../nbs/33_checkpoint_eval.ipynb #1d3da692
 import argparse, dataclasses, hashlib, json, sys, time
@@ -24,8 +25,10 @@ from .manifests import DATASETS, load_manifest
 from .models import OFFICIAL_MODELS, load_official_checkpoint
 from .paper_report import paper_numbers
 from .preflight import preflight, problems_text
+from .loop import posthoc_stage
+from .methods import method_row
 from .run_folder import (BEST_FILE, CONFIG_FILE, EVAL_DIR, LAST_FILE, LOGITS_FILE, METRICS_FILE, PER_CLASS_FILE, RunFolder,
-                                hold, unwritable)
+                                hold, missing_stage1, read_config, stage1_of, unwritable)
 from .runtime import StageRun, load_checkpoint, resolve_device
 from .stage import build_stage_model, load_data
 from .train import add_field_option, fail, help_layout
@@ -82,24 +85,58 @@ def checkpoint_model(ckpt, path: Path, cfg: ExperimentConfig, data):
         raise InputError(f"{path}: its weights do not fit {cfg.dataset}'s model ({str(err).splitlines()[0]})") from None
     return model
 
+# %% ../nbs/33_checkpoint_eval.ipynb #b7d3f9a4
+def posthoc_folder(path: Path) -> Optional[Path]: # the stage folder; None when `path` is (or should be) a checkpoint file
+    "The folder of a post-hoc method's stage 2 when `path` names it (the folder or its config.json)."
+    if not path.exists() or (path.is_file() and path.name != CONFIG_FILE): return None
+    folder = path if path.is_dir() else path.parent
+    if not RunFolder(folder).config.exists():
+        raise InputError(f"{path}: a folder without a {CONFIG_FILE}; give a checkpoint file, or the folder of a post-hoc method's stage 2")
+    saved = read_config(folder)
+    if not (method_row(saved["method"]).posthoc and saved["stage"] == 2):
+        raise InputError(f"{path}: stage {saved['stage']} of {saved['method']}, which keeps its weights: give its {BEST_FILE}")
+    return folder
+
+def evaluate_posthoc(folder: Path, # a post-hoc method's stage-2 folder
+                     dataset: Optional[str] = None, # must be the stage's own when given
+                     out=None, # the evaluation's folder; None: evaluations/fit[-<changed settings>] inside the stage's
+                     **settings, # EVAL_SETTINGS, checked
+                    ) -> dict: # run_dir (the evaluation's folder) and metrics
+    "Make a post-hoc stage 2's fit again on its run's stage-1 features, with the evaluation settings, and evaluate it."
+    saved = read_config(folder)
+    if dataset not in (None, saved["dataset"]):
+        raise InputError(f"{folder}: a stage of {saved['dataset']}, not of dataset={dataset!r}; leave --dataset out")
+    cfg = validate(replace(config_from_dict(saved), init_from=str(stage1_of(folder, saved)), resume=False, overwrite=False, **settings))
+    target = Path(out) if out else RunFolder(folder).evaluations / evaluation_name(Path("fit"), settings)
+    refuse_problems(eval_problems(cfg, target) + [q for q in (missing_stage1(cfg),) if q], folder)
+    data, device = load_data(cfg), resolve_device(cfg.device)
+    with hold(target):
+        RunFolder(target).config.write_text(json.dumps(config_dict(cfg), indent=1))
+        return posthoc_stage(StageRun(cfg, data, device, target, time.time()))
+
 # %% ../nbs/33_checkpoint_eval.ipynb #00b393e9
 def eval_problems(cfg: ExperimentConfig, folder: Path) -> list:
     "Everything the evaluation will read and write, checked before any work (as before a run)."
     problems = preflight(cfg.dataset, cfg.data_root, cfg.split_dir, open_set=cfg.open_set, allow_overlap=cfg.allow_overlap)
     return problems + [q for q in (unwritable(folder),) if q]
 
-def evaluate_checkpoint(checkpoint, # this project's best.pt/last.pt, or an official final_model_checkpoint.pth
+def refuse_problems(problems: list, source: Path) -> None:
+    "InputError listing the problems found before the evaluation of `source`, when there are any."
+    if problems:
+        raise InputError(f"{len(problems)} problem(s) with the evaluation of {source}; nothing was started:\n" + problems_text(problems))
+
+def evaluate_checkpoint(checkpoint, # this project's best.pt/last.pt, an official final_model_checkpoint.pth, or a post-hoc stage 2's folder
                         dataset: Optional[str] = None, # needed for an official checkpoint (imagenet_lt or places_lt)
                         out=None, # the evaluation's folder; None: evaluations/<name> beside the checkpoint
                         **settings, # EVAL_SETTINGS: open_threshold, shot_rule, open_set, data_root, split_dir, device, ...
                        ) -> dict: # run_dir (the evaluation's folder) and metrics
-    "Evaluate a checkpoint on test + open, writing config.json and eval/ (metrics.json naming the checkpoint) in its folder."
+    "Evaluate a checkpoint (or a post-hoc stage 2's folder) on test + open, writing config.json and eval/ in its folder."
     path, settings = Path(checkpoint), check_eval_settings(settings)
+    if stage_dir := posthoc_folder(path): return evaluate_posthoc(stage_dir, dataset, out, **settings)
     ckpt = load_checkpoint(path, f"give a {BEST_FILE} or {LAST_FILE} of a run, or an official final_model_checkpoint.pth")
     cfg = checkpoint_config(ckpt, path, dataset, settings)
     folder = Path(out) if out else RunFolder(path.parent).evaluations / evaluation_name(path, settings)
-    if problems := eval_problems(cfg, folder):
-        raise InputError(f"{len(problems)} problem(s) with the evaluation of {path}; nothing was started:\n" + problems_text(problems))
+    refuse_problems(eval_problems(cfg, folder), path)
     data, device = load_data(cfg), resolve_device(cfg.device)
     model = checkpoint_model(ckpt, path, cfg, data).to(device)
     with hold(folder):
@@ -138,9 +175,10 @@ def make_parser() -> argparse.ArgumentParser:
     "The argument parser of `oltr-eval`: the checkpoint, its dataset, the folder, and the evaluation settings."
     p = OneLineParser(prog="oltr-eval", formatter_class=help_layout, description=(
         f"Evaluate a checkpoint on the test and open sets without training: a run's {BEST_FILE} or {LAST_FILE}, or the official "
-        f"code's final_model_checkpoint.pth (ImageNet-LT or Places-LT, stage 1 or 2). Writes {CONFIG_FILE} and {EVAL_DIR}/ "
+        f"code's final_model_checkpoint.pth (ImageNet-LT or Places-LT, stage 1 or 2); or a post-hoc method's stage 2, its fit made again from its run's stage-1 weights. Writes {CONFIG_FILE} and {EVAL_DIR}/ "
         f"({METRICS_FILE} naming the checkpoint and its SHA-256, {PER_CLASS_FILE}, {LOGITS_FILE}) in the evaluation's folder."))
-    p.add_argument("checkpoint", help="the checkpoint file")
+    p.add_argument("checkpoint", help=f"the checkpoint file, or the folder (or {CONFIG_FILE}) of a post-hoc method's stage 2, "
+                   "whose fit is made again")
     p.add_argument("--dataset", choices=DATASETS, metavar="DATASET", help="an official checkpoint's dataset: imagenet_lt or places_lt "
                    "(this project's checkpoints name their own)")
     p.add_argument("--out", metavar="DIR", help="the evaluation's folder (default: evaluations/<checkpoint name>[-<changed settings>] "

@@ -265,6 +265,7 @@ def posthoc_stage(run: StageRun) -> dict:
     "Stage 2 of a post-hoc method: fit its rule on cached stage-1 features, evaluate on test + open."
     cfg, data = run.cfg, run.data
     model, ckpt, src = load_stage1(cfg, data)
+    run.evaluated = src  # the weights whose features the rule is fit on: named in metrics.json
     model.to(run.device)
     cache = feature_cache(model, run, cache_key(run, src), RunFolder(src.parent).features)
     classifier = unwrap(model).classifier.cpu().eval()

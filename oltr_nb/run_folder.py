@@ -10,7 +10,7 @@ __all__ = ['CONFIG_FILE', 'LOG_FILE', 'LOCK_FILE', 'LAST_FILE', 'BEST_FILE', 'FE
            'write_evaluation_files', 'log_row', 'trim_log', 'in_use', 'lock_holder', 'hold', 'folder_problems',
            'unwritable', 'owns_folders', 'start_problems', 'clear_folder', 'ready_folder', 'own_run_folder',
            'stage1_checkpoint', 'missing_stage1', 'stage1_of', 'folder_state', 'found_run', 'find_run', 'stages_to_run',
-           'run_names', 'read_settings_file']
+           'run_names', 'run_seeds', 'read_settings_file']
 
 # %% ../nbs/19_run_folder.ipynb #e3810579
 import csv, errno, fcntl, json, os, shutil, socket, tempfile
@@ -301,6 +301,13 @@ def run_names(runs_dir, dataset: str, method: str) -> list: # None (the unnamed 
     if not base.is_dir(): return []
     named = sorted(d.name for d in base.iterdir() if d.is_dir() and not d.name.startswith("seed") and seeds(d))
     return ([None] if seeds(base) else []) + named
+
+def run_seeds(runs_dir, dataset: str, method: str, name: Optional[str] = None) -> list: # the seeds, in increasing order
+    "The seeds of one variant of a method that have a folder in a runs folder."
+    base = Path(runs_dir) / dataset / method / (name or "")
+    found = [p.name[len("seed"):] for p in base.iterdir() if p.is_dir() and p.name.startswith("seed")] if base.is_dir() else []
+    return sorted(int(s) for s in found if s.isdigit())
+
 
 # %% ../nbs/19_run_folder.ipynb #eeb3e26a
 MEETING = ("resume", "overwrite")  # how a command meets a run folder: never read from a settings file

@@ -62,6 +62,17 @@ def test_best_pt_config_rerun_and_a_finished_run_met_again(tmp_path):
     assert results(tmp_path / "b" / "digits_lt" / "oltr" / "seed0" / "stage2") == results(stage2)
 
 
+def test_a_posthoc_stage_is_evaluated_again_from_its_folder(tmp_path):
+    first = run(tool("oltr-train"), *QUICK, "--method", "crt", "--out-dir", tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    stage2 = tmp_path / "digits_lt" / "crt" / "seed0" / "stage2"
+    again = run(tool("oltr-eval"), stage2)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert results(stage2 / "evaluations" / "fit") == results(stage2)
+    keeps = run(tool("oltr-eval"), stage2.parent / "stage1")
+    assert keeps.returncode == 2 and "which keeps its weights: give its best.pt" in keeps.stderr, keeps.stderr
+
+
 def test_named_variants_sit_side_by_side_in_one_table(tmp_path):
     for extra in ([], ["--name", "lr0.02", "--feat-lr", "0.02"]):
         res = run(tool("oltr-train"), *QUICK, "--method", "plain", "--out-dir", tmp_path, *extra)
