@@ -4,12 +4,12 @@
 
 # %% auto #0
 __all__ = ['RESULT_SETTINGS', 'SPEED_SETTINGS', 'EVAL_SETTINGS', 'check_eval_settings', 'evaluation_name', 'checkpoint_kind',
-           'official_stage', 'checkpoint_config', 'checkpoint_model', 'posthoc_folder', 'evaluate_posthoc',
-           'eval_problems', 'refuse_problems', 'evaluate_checkpoint', 'tiny_imagenet_lt', 'beside_paper', 'make_parser',
-           'main']
+           'official_stage', 'check_dataset', 'checkpoint_config', 'checkpoint_model', 'posthoc_stage_of',
+           'evaluate_posthoc', 'eval_problems', 'refuse_problems', 'evaluate_checkpoint', 'tiny_imagenet_lt',
+           'beside_paper', 'make_parser', 'main']
 
 # %% ../nbs/33_checkpoint_eval.ipynb #1d3da692
-import argparse, dataclasses, hashlib, json, sys, time
+import argparse, dataclasses, hashlib, time
 from dataclasses import replace
 from pathlib import Path
 from typing import Optional
@@ -18,7 +18,7 @@ import numpy as np
 from fastcore.docments import docments
 from PIL import Image
 
-from .config import ExperimentConfig, config_dict, config_from_dict, make_config, validate
+from .config import ExperimentConfig, config_from_dict, make_config, validate
 from .core import InputError, OneLineParser, input_message
 from .evaluation import evaluate_model, stage_summary
 from .manifests import DATASETS, load_manifest
@@ -28,7 +28,7 @@ from .preflight import preflight, problems_text
 from .loop import posthoc_stage
 from .methods import method_row
 from .run_folder import (BEST_FILE, CONFIG_FILE, EVAL_DIR, LAST_FILE, LOGITS_FILE, METRICS_FILE, PER_CLASS_FILE, RunFolder,
-                                hold, missing_stage1, read_config, stage1_of, unwritable)
+                                hold, missing_stage1, read_config, stage1_of, unwritable, write_config)
 from .runtime import StageRun, load_checkpoint, resolve_device
 from .stage import build_stage_model, load_data
 from .train import add_field_option, fail, help_layout
@@ -45,10 +45,11 @@ def check_eval_settings(settings: dict) -> dict: # the settings given (None: not
                          f"it may set {', '.join(EVAL_SETTINGS)}")
     return {k: v for k, v in settings.items() if v is not None}
 
-def evaluation_name(checkpoint: Path, settings: dict) -> str:
-    "The evaluation's folder name: the checkpoint's name, then each result setting given ('best-open_threshold=0.3')."
+def evaluation_name(stem: str, # what is evaluated: the checkpoint file's stem ('best'), or 'fit' (a post-hoc stage)
+                    settings: dict) -> str:
+    "The evaluation's folder name: what is evaluated, then each result setting given ('best-open_threshold=0.3')."
     short = lambda v: hashlib.sha256(str(v).encode()).hexdigest()[:8] if isinstance(v, str) and "/" in v else v
-    return "-".join([checkpoint.stem, *(f"{k}={short(settings[k])}" for k in RESULT_SETTINGS if k in settings)])
+    return "-".join([stem, *(f"{k}={short(settings[k])}" for k in RESULT_SETTINGS if k in settings)])
 
 # %% ../nbs/33_checkpoint_eval.ipynb #dea12e25
 def checkpoint_kind(ckpt, path: Path) -> str: # "engine" or "official"
@@ -61,12 +62,16 @@ def official_stage(ckpt) -> int:
     "The stage an official checkpoint comes from: 2 when it holds centroids."
     return 1 if ckpt.get("centroids") is None else 2
 
+def check_dataset(path: Path, what: str, # what `path` is: "a checkpoint", "a stage"
+                  own: str, asked: Optional[str]): # the dataset it was made on; the one given (None: not given)
+    "InputError when a dataset is given that is not the one `path` was made on."
+    if asked not in (None, own): raise InputError(f"{path}: {what} of {own}, not of dataset={asked!r}; leave --dataset out")
+
 def checkpoint_config(ckpt, path: Path, dataset: Optional[str], settings: dict) -> ExperimentConfig:
     "The configuration a checkpoint is evaluated with: its own (or its dataset's preset) with the evaluation settings on top."
     if checkpoint_kind(ckpt, path) == "engine":
         cfg = config_from_dict(ckpt["config"])
-        if dataset not in (None, cfg.dataset):
-            raise InputError(f"{path}: a checkpoint of {cfg.dataset}, not of dataset={dataset!r}; leave --dataset out")
+        check_dataset(path, "a checkpoint", cfg.dataset, dataset)
         return validate(replace(cfg, resume=False, overwrite=False, **settings))
     stage, official = official_stage(ckpt), sorted({d for d, _ in OFFICIAL_MODELS})
     if dataset not in official:
@@ -86,8 +91,8 @@ def checkpoint_model(ckpt, path: Path, cfg: ExperimentConfig, data):
     return model
 
 # %% ../nbs/33_checkpoint_eval.ipynb #b7d3f9a4
-def posthoc_folder(path: Path) -> Optional[Path]: # the stage folder; None when `path` is (or should be) a checkpoint file
-    "The folder of a post-hoc method's stage 2 when `path` names it (the folder or its config.json)."
+def posthoc_stage_of(path: Path) -> Optional[tuple]: # (stage folder, its config.json); None when `path` is (or should be) a checkpoint file
+    "The folder and settings of a post-hoc method's stage 2 when `path` names it (the folder or its config.json)."
     if not path.exists() or (path.is_file() and path.name != CONFIG_FILE): return None
     folder = path if path.is_dir() else path.parent
     if not RunFolder(folder).config.exists():
@@ -95,23 +100,21 @@ def posthoc_folder(path: Path) -> Optional[Path]: # the stage folder; None when 
     saved = read_config(folder)
     if not (method_row(saved["method"]).posthoc and saved["stage"] == 2):
         raise InputError(f"{path}: stage {saved['stage']} of {saved['method']}, which keeps its weights: give its {BEST_FILE}")
-    return folder
+    return folder, saved
 
-def evaluate_posthoc(folder: Path, # a post-hoc method's stage-2 folder
+def evaluate_posthoc(folder: Path, saved: dict, # a post-hoc method's stage-2 folder and its config.json (posthoc_stage_of)
                      dataset: Optional[str] = None, # must be the stage's own when given
                      out=None, # the evaluation's folder; None: evaluations/fit[-<changed settings>] inside the stage's
                      **settings, # EVAL_SETTINGS, checked
                     ) -> dict: # run_dir (the evaluation's folder) and metrics
     "Make a post-hoc stage 2's fit again on its run's stage-1 features, with the evaluation settings, and evaluate it."
-    saved = read_config(folder)
-    if dataset not in (None, saved["dataset"]):
-        raise InputError(f"{folder}: a stage of {saved['dataset']}, not of dataset={dataset!r}; leave --dataset out")
+    check_dataset(folder, "a stage", saved["dataset"], dataset)
     cfg = validate(replace(config_from_dict(saved), init_from=str(stage1_of(folder, saved)), resume=False, overwrite=False, **settings))
-    target = Path(out) if out else RunFolder(folder).evaluations / evaluation_name(Path("fit"), settings)
+    target = Path(out) if out else RunFolder(folder).evaluations / evaluation_name("fit", settings)
     refuse_problems(eval_problems(cfg, target) + [q for q in (missing_stage1(cfg),) if q], folder)
     data, device = load_data(cfg), resolve_device(cfg.device)
     with hold(target):
-        RunFolder(target).config.write_text(json.dumps(config_dict(cfg), indent=1))
+        write_config(cfg, target)
         return posthoc_stage(StageRun(cfg, data, device, target, time.time()))
 
 # %% ../nbs/33_checkpoint_eval.ipynb #00b393e9
@@ -132,15 +135,15 @@ def evaluate_checkpoint(checkpoint, # this project's best.pt/last.pt, an officia
                        ) -> dict: # run_dir (the evaluation's folder) and metrics
     "Evaluate a checkpoint (or a post-hoc stage 2's folder) on test + open, writing config.json and eval/ in its folder."
     path, settings = Path(checkpoint), check_eval_settings(settings)
-    if stage_dir := posthoc_folder(path): return evaluate_posthoc(stage_dir, dataset, out, **settings)
+    if posthoc := posthoc_stage_of(path): return evaluate_posthoc(*posthoc, dataset, out, **settings)
     ckpt = load_checkpoint(path, f"give a {BEST_FILE} or {LAST_FILE} of a run, or an official final_model_checkpoint.pth")
     cfg = checkpoint_config(ckpt, path, dataset, settings)
-    folder = Path(out) if out else RunFolder(path.parent).evaluations / evaluation_name(path, settings)
+    folder = Path(out) if out else RunFolder(path.parent).evaluations / evaluation_name(path.stem, settings)
     refuse_problems(eval_problems(cfg, folder), path)
     data, device = load_data(cfg), resolve_device(cfg.device)
     model = checkpoint_model(ckpt, path, cfg, data).to(device)
     with hold(folder):
-        RunFolder(folder).config.write_text(json.dumps(config_dict(cfg), indent=1))
+        write_config(cfg, folder)
         run = StageRun(cfg, data, device, folder, time.time(), evaluated=path)
         return evaluate_model(run, model, ckpt.get("best_epoch"), ckpt.get("best_acc"))
 
@@ -175,7 +178,8 @@ def make_parser() -> argparse.ArgumentParser:
     "The argument parser of `oltr-eval`: the checkpoint, its dataset, the folder, and the evaluation settings."
     p = OneLineParser(prog="oltr-eval", formatter_class=help_layout, description=(
         f"Evaluate a checkpoint on the test and open sets without training: a run's {BEST_FILE} or {LAST_FILE}, or the official "
-        f"code's final_model_checkpoint.pth (ImageNet-LT or Places-LT, stage 1 or 2); or a post-hoc method's stage 2, its fit made again from its run's stage-1 weights. Writes {CONFIG_FILE} and {EVAL_DIR}/ "
+        f"code's final_model_checkpoint.pth (ImageNet-LT or Places-LT, stage 1 or 2); or a post-hoc method's stage 2, its fit "
+        f"made again from its run's stage-1 weights. Writes {CONFIG_FILE} and {EVAL_DIR}/ "
         f"({METRICS_FILE} naming the checkpoint and its SHA-256, {PER_CLASS_FILE}, {LOGITS_FILE}) in the evaluation's folder."))
     p.add_argument("checkpoint", help=f"the checkpoint file, or the folder (or {CONFIG_FILE}) of a post-hoc method's stage 2, "
                    "whose fit is made again")

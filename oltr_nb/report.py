@@ -16,6 +16,7 @@ __all__ = ['UNIT', 'SHOT_COLOURS', 'TABLE_COLUMNS', 'RUN_STATUS', 'VARIANT_RESUL
 import itertools, json, zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -331,10 +332,12 @@ def is_implemented(method: str) -> bool:
     "True when the training engine can train `method` (it has a row in the method table)."
     return method in METHODS
 
-def finished_runs(runs_dir, dataset: str, method: str, seeds) -> dict: # seed -> the final stage's folder
+def finished_runs(runs_dir, dataset: str, method: str, seeds,
+                  name: Optional[str] = None, # a variant's name; None: the unnamed run
+                 ) -> dict: # seed -> the final stage's folder
     "The final-stage folders of the method's finished runs, by seed."
     if not is_implemented(method): return {}
-    dirs = {s: stage_dir(runs_dir, dataset, method, s, final_stage(method)) for s in seeds}
+    dirs = {s: stage_dir(runs_dir, dataset, method, s, final_stage(method), name) for s in seeds}
     return {s: d for s, d in dirs.items() if is_finished(d)}
 
 def method_metrics(runs_dir, dataset: str, method: str, seeds) -> list:
@@ -395,20 +398,24 @@ def variant_runs(runs_dir, dataset: str, method: str) -> dict: # label -> [(conf
     "Every finished seed of every variant of a method (the unnamed run labelled '(no name)')."
     found = {}
     for name in run_names(runs_dir, dataset, method):
-        finals = [stage_dir(runs_dir, dataset, method, s, final_stage(method), name) for s in run_seeds(runs_dir, dataset, method, name)]
-        if done := [(read_config(f), read_metrics(f)) for f in finals if is_finished(f)]: found[name or "(no name)"] = done
+        if finals := finished_runs(runs_dir, dataset, method, run_seeds(runs_dir, dataset, method, name), name):
+            found[name or "(no name)"] = [(read_config(f), read_metrics(f)) for f in finals.values()]
     return found
 
 def variants_table(runs_dir, dataset: str, method: str) -> Table:
     "Every finished variant of a method (the unnamed run and each name): the settings that differ between them, and their results."
     found = variant_runs(runs_dir, dataset, method)
     keys = sorted({k for runs in found.values() for c, _ in runs for k in c} - set(RESULT_NEUTRAL) - {"seed"})
-    values = lambda runs, k: {json.dumps(c.get(k)) for c, _ in runs}
-    differ = [k for k in keys if len(set().union(*(values(runs, k) for runs in found.values()))) > 1]
-    mixed = [f"{label}: its seeds differ in {', '.join(ks)}" for label, runs in found.items() if (ks := [k for k in differ if len(values(runs, k)) > 1])]
+    seen = {label: {k: {json.dumps(c.get(k)) for c, _ in runs} for k in keys} for label, runs in found.items()}  # each variant's values
+    differ = [k for k in keys if len(set().union(*(s[k] for s in seen.values()))) > 1]
+    mixed = [f"{label}: its seeds differ in {', '.join(ks)}" for label, s in seen.items() if (ks := [k for k in differ if len(s[k]) > 1])]
     one_seed = all(len(runs) == 1 for runs in found.values())
-    result = lambda runs, at: (lambda vs: vs[0] if one_seed else summary_text(seed_summary(vs)))([(m.get(at[0]) or {}).get(at[1]) for _, m in runs])
-    frame = pd.DataFrame({label: {**{k: runs[0][0].get(k) for k in differ}, "seeds": ", ".join(str(c["seed"]) for c, _ in runs),
-                                  **{col: result(runs, at) for col, at in VARIANT_RESULTS.items()}} for label, runs in found.items()}).T
+    def result(runs, section, measure):
+        "One result cell: the one seed's value, or the seeds' summary as the other tables give it."
+        values = [(m.get(section) or {}).get(measure) for _, m in runs]
+        return values[0] if one_seed else summary_text(seed_summary(values))
+    rows = {label: {**{k: runs[0][0].get(k) for k in differ}, "seeds": ", ".join(str(c["seed"]) for c, _ in runs),
+                    **{col: result(runs, *at) for col, at in VARIANT_RESULTS.items()}} for label, runs in found.items()}
     same = [] if differ or len(found) < 2 else ["the variants have the same settings"]
-    return Table(f"{dataset}, {method}: its variants, the settings that differ, then the results (fractions)", frame, same + mixed)
+    return Table(f"{dataset}, {method}: its variants, the settings that differ, then the results (fractions)", pd.DataFrame(rows).T,
+                 same + mixed)

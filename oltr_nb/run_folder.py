@@ -10,7 +10,7 @@ __all__ = ['CONFIG_FILE', 'LOG_FILE', 'LOCK_FILE', 'LAST_FILE', 'BEST_FILE', 'FE
            'write_evaluation_files', 'log_row', 'trim_log', 'in_use', 'lock_holder', 'hold', 'folder_problems',
            'unwritable', 'owns_folders', 'start_problems', 'clear_folder', 'ready_folder', 'own_run_folder',
            'stage1_checkpoint', 'missing_stage1', 'stage1_of', 'folder_state', 'found_run', 'find_run', 'stages_to_run',
-           'run_names', 'run_seeds', 'read_settings_file']
+           'run_seeds', 'run_names', 'read_settings_file']
 
 # %% ../nbs/19_run_folder.ipynb #e3810579
 import csv, errno, fcntl, json, os, shutil, socket, tempfile
@@ -99,10 +99,10 @@ def read_metrics(folder) -> dict:
     return json.loads(RunFolder(folder).metrics.read_text())
 
 # %% ../nbs/19_run_folder.ipynb #9b33a5f4
-def write_config(cfg: ExperimentConfig):
-    "Write the stage's settings into its folder's config.json."
-    folder = folder_of(cfg); folder.path.mkdir(parents=True, exist_ok=True)
-    folder.config.write_text(json.dumps(config_dict(cfg), indent=1))
+def write_config(cfg: ExperimentConfig, folder=None): # None: the stage's own folder
+    "Write the stage's settings into its folder's config.json (or into `folder`'s: an evaluation's)."
+    f = RunFolder(folder) if folder else folder_of(cfg); f.path.mkdir(parents=True, exist_ok=True)
+    f.config.write_text(json.dumps(config_dict(cfg), indent=1))
 
 def write_evaluation_files(folder, # the stage folder
                            metrics: dict, rows: list, # metrics.json; one dict per class (or person) for per_class.csv
@@ -294,19 +294,18 @@ def stages_to_run(cfgs: list) -> list: # one configuration per stage of a run, i
     "The stages still to train: from the first that has not finished with these settings."
     return cfgs[next((i for i, c in enumerate(cfgs) if folder_state(c) != "finished"), len(cfgs)):]
 
-def run_names(runs_dir, dataset: str, method: str) -> list: # None (the unnamed run) first, then the names, sorted
-    "The variants of a method in a runs folder: the unnamed run (None) and every name that holds a seed folder."
-    base = Path(runs_dir) / dataset / method
-    seeds = lambda d: any(p.is_dir() and p.name.startswith("seed") for p in d.iterdir())
-    if not base.is_dir(): return []
-    named = sorted(d.name for d in base.iterdir() if d.is_dir() and not d.name.startswith("seed") and seeds(d))
-    return ([None] if seeds(base) else []) + named
-
 def run_seeds(runs_dir, dataset: str, method: str, name: Optional[str] = None) -> list: # the seeds, in increasing order
     "The seeds of one variant of a method that have a folder in a runs folder."
     base = Path(runs_dir) / dataset / method / (name or "")
     found = [p.name[len("seed"):] for p in base.iterdir() if p.is_dir() and p.name.startswith("seed")] if base.is_dir() else []
     return sorted(int(s) for s in found if s.isdigit())
+
+def run_names(runs_dir, dataset: str, method: str) -> list: # None (the unnamed run) first, then the names, sorted
+    "The variants of a method in a runs folder: the unnamed run (None) and every name that holds a seed folder."
+    base = Path(runs_dir) / dataset / method
+    if not base.is_dir(): return []
+    named = sorted(d.name for d in base.iterdir() if d.is_dir() and not d.name.startswith("seed") and run_seeds(runs_dir, dataset, method, d.name))
+    return ([None] if run_seeds(runs_dir, dataset, method) else []) + named
 
 
 # %% ../nbs/19_run_folder.ipynb #eeb3e26a
