@@ -1,5 +1,6 @@
-"""Shared pytest set-up: the project root, and the `--runslow` switch for long tests."""
+"""Shared pytest set-up: the project root, the `--runslow` switch for long tests, and one temporary folder for everything a test writes."""
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,18 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def temp_files_inside_pytest_base(tmp_path_factory):
+    "Point TMPDIR (for notebooks and commands run as subprocesses) and `tempfile` under pytest's base folder, which a passing run removes."
+    folder = str(tmp_path_factory.mktemp("tmpdir"))
+    before = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"], tempfile.tempdir = folder, folder
+    yield folder
+    if before[0] is None: os.environ.pop("TMPDIR", None)
+    else: os.environ["TMPDIR"] = before[0]
+    tempfile.tempdir = before[1]
 
 
 @pytest.fixture
