@@ -236,6 +236,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'oltr_nb/evaluation.py'),
                                     'oltr_nb.evaluation.identification_rows': ( 'evaluation.html#identification_rows',
                                                                                 'oltr_nb/evaluation.py'),
+                                    'oltr_nb.evaluation.kept_cache': ('evaluation.html#kept_cache', 'oltr_nb/evaluation.py'),
                                     'oltr_nb.evaluation.model_outputs': ('evaluation.html#model_outputs', 'oltr_nb/evaluation.py'),
                                     'oltr_nb.evaluation.predict': ('evaluation.html#predict', 'oltr_nb/evaluation.py'),
                                     'oltr_nb.evaluation.run_record': ('evaluation.html#run_record', 'oltr_nb/evaluation.py'),

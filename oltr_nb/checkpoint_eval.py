@@ -115,7 +115,7 @@ def evaluate_posthoc(folder: Path, saved: dict, # a post-hoc method's stage-2 fo
     data, device = load_data(cfg), resolve_device(cfg.device)
     with hold(target):
         write_config(cfg, target)
-        return posthoc_stage(StageRun(cfg, data, device, target, time.time()))
+        return posthoc_stage(StageRun(cfg, data, device, target, time.time()), cache_at=RunFolder(target).features)
 
 # %% ../nbs/33_checkpoint_eval.ipynb #00b393e9
 def eval_problems(cfg: ExperimentConfig, folder: Path) -> list:

@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['EXTRAS', 'eval_batches', 'model_outputs', 'predict', 'closed_top1', 'git_sha', 'evaluation_metrics', 'run_record',
            'write_evaluation', 'evaluate_model', 'final_evaluation', 'summary_table', 'stage_summary', 'embed',
-           'identification_rows', 'identification_metrics', 'write_identification', 'cache_key', 'feature_cache']
+           'identification_rows', 'identification_metrics', 'write_identification', 'cache_key', 'kept_cache',
+           'feature_cache']
 
 # %% ../nbs/22_evaluation.ipynb #76f713f6
 import subprocess, time
@@ -227,17 +228,21 @@ def cache_key(run: StageRun, # the post-hoc stage's run
                 open_set=run.data.open is not None, in_size=cfg.in_size, fast_data=cfg.fast_data,
                 input_pipeline=cfg.input_pipeline, amp=cfg.amp)
 
+def kept_cache(path: Optional[Path], key: dict) -> Optional[dict]:
+    "The feature cache at `path` when it exists, reads and was made under `key`; None otherwise (a damaged one included)."
+    if path is None or not path.exists(): return None
+    try: cache = torch.load(path, map_location="cpu", weights_only=False)
+    except UNREADABLE: return None
+    return cache if cache.get("key") == key else None
+
 def feature_cache(model, # the stage-1 model, on the run's device
                   run: StageRun, # the post-hoc stage's run
                   key: dict, # its cache_key
                   path: Path, # where the cache is kept
+                  shared: Optional[Path] = None, # another folder's cache: read when its key is `key`, never written
                  ) -> dict:
-    "Features, logits and labels of train (eval transforms), val and test + open; read from `path` when its key is `key`."
-    if path.exists():
-        try: cache = torch.load(path, map_location="cpu", weights_only=False)
-        except UNREADABLE: cache = {}  # a damaged cache is computed again
-        if cache.get("key") == key:
-            return cache
+    "Features, logits and labels of train (eval transforms), val and test + open; read from `shared` or `path` when its key is `key`."
+    if cache := kept_cache(shared, key) or kept_cache(path, key): return cache
     cache = {"key": key}
     for name, ds in (("train", run.data.train_eval), ("val", run.data.val), ("test", open_test(run.data))):
         pred = predict(model, ds, run.cfg, run.device, with_features=True)

@@ -261,13 +261,16 @@ def train_epochs(run: StageRun, until_epoch: Optional[int] = None, progress=True
     return final_evaluation(run, stage.model)
 
 # %% ../nbs/23_loop.ipynb #97835d46
-def posthoc_stage(run: StageRun) -> dict:
+def posthoc_stage(run: StageRun,
+                  cache_at: Optional[Path] = None, # where features the stage-1 folder's cache does not hold are kept; None: that folder
+                 ) -> dict:
     "Stage 2 of a post-hoc method: fit its rule on cached stage-1 features, evaluate on test + open."
     cfg, data = run.cfg, run.data
     model, ckpt, src = load_stage1(cfg, data)
     run.evaluated = src  # the weights whose features the rule is fit on: named in metrics.json
     model.to(run.device)
-    cache = feature_cache(model, run, cache_key(run, src), RunFolder(src.parent).features)
+    stage1_cache = RunFolder(src.parent).features
+    cache = feature_cache(model, run, cache_key(run, src), cache_at or stage1_cache, shared=stage1_cache if cache_at else None)
     classifier = unwrap(model).classifier.cpu().eval()
     with torch.enable_grad():
         rule, log = method_row(cfg.method).fit(cache, classifier, cfg, data)

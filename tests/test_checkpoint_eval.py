@@ -66,9 +66,12 @@ def test_a_posthoc_stage_is_evaluated_again_from_its_folder(tmp_path):
     first = run(tool("oltr-train"), *QUICK, "--method", "crt", "--out-dir", tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     stage2 = tmp_path / "digits_lt" / "crt" / "seed0" / "stage2"
+    kept = (stage2.parent / "stage1" / "features.pt").read_bytes()
     again = run(tool("oltr-eval"), stage2)
     assert again.returncode == 0, again.stderr[-3000:]
     assert results(stage2 / "evaluations" / "fit") == results(stage2)
+    assert (stage2.parent / "stage1" / "features.pt").read_bytes() == kept  # read, not rewritten
+    assert not (stage2 / "evaluations" / "fit" / "features.pt").exists()  # its key held: no cache of its own
     keeps = run(tool("oltr-eval"), stage2.parent / "stage1")
     assert keeps.returncode == 2 and "which keeps its weights: give its best.pt" in keeps.stderr, keeps.stderr
 
