@@ -752,6 +752,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'oltr_nb.run_folder.run_dir': ('run_folder.html#run_dir', 'oltr_nb/run_folder.py'),
                                     'oltr_nb.run_folder.run_names': ('run_folder.html#run_names', 'oltr_nb/run_folder.py'),
                                     'oltr_nb.run_folder.run_seeds': ('run_folder.html#run_seeds', 'oltr_nb/run_folder.py'),
+                                    'oltr_nb.run_folder.seed_of': ('run_folder.html#seed_of', 'oltr_nb/run_folder.py'),
                                     'oltr_nb.run_folder.stage1_checkpoint': ('run_folder.html#stage1_checkpoint', 'oltr_nb/run_folder.py'),
                                     'oltr_nb.run_folder.stage1_of': ('run_folder.html#stage1_of', 'oltr_nb/run_folder.py'),
                                     'oltr_nb.run_folder.stage_dir': ('run_folder.html#stage_dir', 'oltr_nb/run_folder.py'),

@@ -10,10 +10,10 @@ __all__ = ['SEED_PREFIX', 'CONFIG_FILE', 'LOG_FILE', 'LOCK_FILE', 'LAST_FILE', '
            'write_config', 'write_evaluation_files', 'log_row', 'trim_log', 'in_use', 'lock_holder', 'hold',
            'folder_problems', 'unwritable', 'owns_folders', 'start_problems', 'clear_folder', 'ready_folder',
            'own_run_folder', 'stage1_checkpoint', 'missing_stage1', 'stage1_of', 'folder_state', 'found_run',
-           'find_run', 'stages_to_run', 'run_seeds', 'run_names', 'read_settings_file']
+           'find_run', 'stages_to_run', 'seed_of', 'run_seeds', 'run_names', 'read_settings_file']
 
 # %% ../nbs/19_run_folder.ipynb #e3810579
-import csv, errno, fcntl, json, os, shutil, socket, tempfile
+import csv, errno, fcntl, json, os, re, shutil, socket, tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -302,17 +302,22 @@ def stages_to_run(cfgs: list) -> list: # one configuration per stage of a run, i
     "The stages still to train: from the first that has not finished with these settings."
     return cfgs[next((i for i, c in enumerate(cfgs) if folder_state(c) != "finished"), len(cfgs)):]
 
+def seed_of(folder_name: str) -> Optional[int]:
+    "k when `folder_name` is a run's folder seed<k>; None for any other name (a variant's, 'seedling' included)."
+    found = re.fullmatch(rf"{SEED_PREFIX}(\d+)", folder_name)
+    return int(found[1]) if found else None
+
 def run_seeds(runs_dir, dataset: str, method: str, name: Optional[str] = None) -> list: # the seeds, in increasing order
     "The seeds of one variant of a method that have a folder in a runs folder."
     base = variant_dir(runs_dir, dataset, method, name)
-    found = [p.name.removeprefix(SEED_PREFIX) for p in base.iterdir() if p.is_dir() and p.name.startswith(SEED_PREFIX)] if base.is_dir() else []
-    return sorted(int(s) for s in found if s.isdigit())
+    if not base.is_dir(): return []
+    return sorted(k for p in base.iterdir() if p.is_dir() and (k := seed_of(p.name)) is not None)
 
 def run_names(runs_dir, dataset: str, method: str) -> list: # None (the unnamed run) first, then the names, sorted
     "The variants of a method in a runs folder: the unnamed run (None) and every name that holds a seed folder."
     base = variant_dir(runs_dir, dataset, method)
     if not base.is_dir(): return []
-    named = sorted(d.name for d in base.iterdir() if d.is_dir() and not d.name.startswith(SEED_PREFIX) and run_seeds(runs_dir, dataset, method, d.name))
+    named = sorted(d.name for d in base.iterdir() if d.is_dir() and seed_of(d.name) is None and run_seeds(runs_dir, dataset, method, d.name))
     return ([None] if run_seeds(runs_dir, dataset, method) else []) + named
 
 
