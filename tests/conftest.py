@@ -26,12 +26,10 @@ def pytest_collection_modifyitems(config, items):
 def temp_files_inside_pytest_base(tmp_path_factory):
     "Point TMPDIR (for notebooks and commands run as subprocesses) and `tempfile` under pytest's base folder, which a passing run removes."
     folder = str(tmp_path_factory.mktemp("tmpdir"))
-    before = os.environ.get("TMPDIR"), tempfile.tempdir
-    os.environ["TMPDIR"], tempfile.tempdir = folder, folder
-    yield folder
-    if before[0] is None: os.environ.pop("TMPDIR", None)
-    else: os.environ["TMPDIR"] = before[0]
-    tempfile.tempdir = before[1]
+    with pytest.MonkeyPatch.context() as patch:  # both are put back at the end of the session
+        patch.setenv("TMPDIR", folder)
+        patch.setattr(tempfile, "tempdir", folder)
+        yield folder
 
 
 @pytest.fixture
